@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from .core import SerlError, rng
+from .core import SerlError, rng, repo_root
 
 # %% auto #0
 __all__ = ['BUY', 'SELL', 'LIMIT', 'MARKET', 'IOC', 'CANCEL', 'REDUCE', 'MODIFY', 'MSG_TYPES', 'OK', 'UNKNOWN_ID', 'FOREIGN_ID',
            'STATUS', 'FILL_FIELDS', 'FILL_DTYPE', 'Fill', 'L1', 'L2', 'Ack', 'BatchResult', 'MAX_INT', 'PLACEHOLDER',
            'LOBSTER_TICK', 'submit_nb', 'cancel_nb', 'modify_nb', 'process_batch_nb', 'l2_nb', 'l3_nb',
-           'state_vector_nb', 'state_names', 'OrderBook', 'random_order_stream', 'repo_root', 'lobster_dir',
-           'load_lobster', 'LobsterReplay', 'replay_lobster', 'bench_lob']
+           'state_vector_nb', 'state_names', 'OrderBook', 'random_order_stream', 'lobster_dir', 'load_lobster',
+           'LobsterReplay', 'replay_lobster', 'bench_lob']
 
 # %% ../nbs/03_lob.ipynb #c27961a0
 BUY, SELL = 1, -1                                       # sides, as in the rest of serl (+1 buy, -1 sell)
@@ -506,18 +506,11 @@ PLACEHOLDER = -1                  # owner id of the placeholder orders that stan
 LOBSTER_TICK = 100                # LOBSTER prices are dollars x 10000; US stocks trade on a 1-cent grid
 _LOB_MISSING = 9999999999
 
-def repo_root(start=None) -> Path | None:
-    "The nearest folder at or above `start` (default: the working directory) holding pyproject.toml."
-    p = Path(start or Path.cwd()).resolve()
-    for q in (p, *p.parents):
-        if (q/"pyproject.toml").exists(): return q
-    return None
-
 def lobster_dir() -> Path | None:
     "The LOBSTER sample folder: `SERL_LOBSTER_DIR`, else `<repo root>/../shared/data/lobster`; None when absent."
     env = os.environ.get("SERL_LOBSTER_DIR")
     if env: cands = [Path(env)]                       # an explicit folder is the only one tried
-    else: cands = [r/".."/"shared"/"data"/"lobster" for r in {repo_root(), repo_root(Path(__file__).parent) if "__file__" in globals() else None} if r]
+    else: cands = [root/".."/"shared"/"data"/"lobster"] if (root := repo_root(required=False)) else []
     for c in cands:
         if c.is_dir() and any(c.glob("*_message_*.csv")): return c.resolve()
     return None
