@@ -224,12 +224,14 @@ class Designer:
         return self.llm.generate(prompts, n=n, params=replace(self.params, seed=seed))
 
     def design(self, K: int = 4, seed: int = 0, few_shot: bool = True, repair_rounds: int = 1,
-               context: str | None = None, update_buffer: bool = True, score: bool | None = None) -> list[Candidate]:
-        "One round: K samples, validation, at most `repair_rounds` repairs each, scoring; valid first (best first), then the fallback if none was valid."
+               context: str | None = None, update_buffer: bool = True, score: bool | None = None,
+               examples: list[Candidate] | None = None) -> list[Candidate]:
+        "One round: K samples, validation, at most `repair_rounds` repairs each, scoring; valid first (best first), then the fallback if none was valid. `examples` replace the buffer's few-shot examples (DEK's in-context learning)."
         if K < 1 or repair_rounds < 0: raise SerlError(f"{self.name}.design: need K >= 1 and repair_rounds >= 0, got {K}, {repair_rounds}")
         score = self.scoring if score is None else score
         t_start = time.perf_counter()
-        prompt = self.build_prompt(context, self.buffer.examples(self.n_examples) if few_shot else [])
+        if examples is None: examples = self.buffer.examples(self.n_examples) if few_shot else []
+        prompt = self.build_prompt(context, examples)
         replies = self._generate([prompt], seed, K)[0]
         gen_s = time.perf_counter() - t_start
         cands = []
