@@ -3,7 +3,7 @@
 # the notebooks' own tests (nbdev-test) and the end-to-end tests (pytest).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/setup.sh dev
+source scripts/setup.sh dev,docs
 echo "== nbdev-test (notebook tests) =="
 nbdev-test --n-workers 2 ${SERL_TEST_FLAGS:+--flags "$SERL_TEST_FLAGS"}
 echo "== pytest (end-to-end tests) =="
