@@ -141,7 +141,7 @@ def cache_dir(sub: str | None = None) -> Path:
     "The serl cache folder (created), or its subfolder `sub`."
     root = os.environ.get("SERL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home()/".cache"))/"serl"
     p = Path(root)/sub if sub else Path(root)
-    p.mkdir(parents=True, exist_ok=True)
+    if not p.is_dir(): p.mkdir(parents=True, exist_ok=True)     # no mkdir call when it exists (sandboxed workers may not)
     return p
 
 def repo_root(required: bool = True) -> Path | None:
