@@ -207,6 +207,7 @@ class HFLLM(LLM):
         self.threads = threads or int(os.environ.get("SERL_LLM_THREADS") or 0) or None
         self.model, self.tokenizer = load_hf(name_or_path, gguf_file, device, dtype)
         self.device = str(next(self.model.parameters()).device)
+        if self.threads is None and self.device == "cpu": self.threads = 1   # one thread: 2+ OpenMP threads on a busy 2-core machine ran 4x slower
         self.chat, self.batch_size = chat, batch_size
         self.name = name or (f"{name_or_path}/{gguf_file}" if gguf_file else str(name_or_path))
 
