@@ -8,8 +8,8 @@ from serl.cli import run_experiment, main
 
 
 def test_main_table_smoke_synthetic(tmp_path):
-    # the learned rows train for a minute: CI's `serl reproduce` covers them; here the rest runs twice
-    nb = run_experiment("main_table", dataset="synthetic-csi100", scale="smoke", seed=1, out_dir=tmp_path, progress=False, learned=False)
+    # the learned rows and SE-RL train for minutes: CI's `serl reproduce` covers them; here the rest runs twice
+    nb = run_experiment("main_table", dataset="synthetic-csi100", scale="smoke", seed=1, out_dir=tmp_path, progress=False, learned=False, se_rl=False)
     out = nb.parent
     t = pd.read_csv(out / "main_table.csv", index_col="method")
     assert list(t.index) == ["TWAP", "VWAP", "POV", "AC", "Immediate"]
@@ -19,7 +19,7 @@ def test_main_table_smoke_synthetic(tmp_path):
     for f in ["main_table.md", "main_table_dynamic.md", "pa_distribution.png", "inventory.png", "config.json", "main_table.ipynb"]:
         assert (out / f).exists(), f
     # same seed, same numbers
-    nb2 = run_experiment("main_table", dataset="synthetic-csi100", scale="smoke", seed=1, out_dir=tmp_path / "again", progress=False, learned=False)
+    nb2 = run_experiment("main_table", dataset="synthetic-csi100", scale="smoke", seed=1, out_dir=tmp_path / "again", progress=False, learned=False, se_rl=False)
     t2 = pd.read_csv(nb2.parent / "main_table.csv", index_col="method")
     pd.testing.assert_frame_equal(t, t2)
 
