@@ -17,6 +17,7 @@ import pandas as pd
 from .core import SerlError, rng, progress, repo_root
 from .llm import LLM, HFLLM, SamplingParams, logprob_tensors, torch_threads, _encode_pairs
 from .designers import Candidate
+from .sandbox import KINDS, extract_code
 from .sandbox import Verdict
 
 # %% auto #0
@@ -541,15 +542,7 @@ class DEK:
 
 # %% ../nbs/17_dek.ipynb #d202e37c
 EXPERIMENT_REWARDS = {
-    "shortfall+env": '''import torch
-
-def reward(batch):
-    "Implementation shortfall of this step's fills against arrival, in bps of the order, plus the env reward."
-    side, arrival, qty = batch["side"], batch["arrival"], batch["quantity"]
-    fill_px = torch.nan_to_num(batch["fill_value"] / batch["fill"].clamp(min=1e-9))
-    gain = side * (arrival - fill_px) / arrival * batch["fill"] / qty * 1e4
-    return torch.where(batch["fill"] > 0, gain, torch.zeros_like(gain)) + batch["env_reward"]
-''',
+    "shortfall+env": extract_code(KINDS["reward"].example) + "\n",   # the designers' hand-written default
     "vwap_gap+env": '''import torch
 
 def reward(batch):
