@@ -18,7 +18,7 @@ from .core import SerlError, rng, repo_root
 # %% auto #0
 __all__ = ['BUY', 'SELL', 'LIMIT', 'MARKET', 'IOC', 'CANCEL', 'REDUCE', 'MODIFY', 'MSG_TYPES', 'OK', 'UNKNOWN_ID', 'FOREIGN_ID',
            'STATUS', 'FILL_FIELDS', 'FILL_DTYPE', 'Fill', 'L1', 'L2', 'Ack', 'BatchResult', 'MAX_INT', 'PLACEHOLDER',
-           'LOBSTER_TICK', 'submit_nb', 'cancel_nb', 'modify_nb', 'process_batch_nb', 'l2_nb', 'l3_nb',
+           'LOBSTER_TICK', 'kernel', 'submit_nb', 'cancel_nb', 'modify_nb', 'process_batch_nb', 'l2_nb', 'l3_nb',
            'state_vector_nb', 'state_names', 'OrderBook', 'random_order_stream', 'lobster_dir', 'load_lobster',
            'LobsterReplay', 'replay_lobster', 'bench_lob']
 
@@ -60,7 +60,12 @@ def _grow(b: _Book, capacity: int) -> _Book:
                       o_price=ext(b.o_price, 0), o_side=ext(b.o_side, 0), o_next=o_next, o_prev=ext(b.o_prev, -1))
 
 # %% ../nbs/03_lob.ipynb #9e97af6e
-@njit(cache=True)
+def kernel(fn):
+    "`njit(cache=True)` without numba's reference counting: for hot helpers that neither allocate nor return arrays."
+    return njit(cache=True, _nrt=False)(fn)
+
+# %% ../nbs/03_lob.ipynb #fa0d1436
+@kernel
 def _scan_up(lv_n, blk, s, p, n):
     while p < n:
         k = p >> 6
@@ -73,7 +78,7 @@ def _scan_up(lv_n, blk, s, p, n):
             p += 1
     return n
 
-@njit(cache=True)
+@kernel
 def _scan_down(lv_n, blk, s, p):
     while p >= 0:
         k = p >> 6
@@ -86,8 +91,8 @@ def _scan_down(lv_n, blk, s, p):
             p -= 1
     return -1
 
-# %% ../nbs/03_lob.ipynb #fa0d1436
-@njit(cache=True)
+# %% ../nbs/03_lob.ipynb #c60c87b8
+@kernel
 def _alloc(b, side, p, size, owner):
     slot = b.meta[_FREE]
     b.meta[_FREE] = b.o_next[slot]
@@ -98,13 +103,13 @@ def _alloc(b, side, p, size, owner):
     b.o_next[slot] = -1; b.o_prev[slot] = -1
     return slot
 
-@njit(cache=True)
+@kernel
 def _free(b, slot):
     b.o_size[slot] = 0                       # size 0 marks a slot as not live
     b.o_next[slot] = b.meta[_FREE]
     b.meta[_FREE] = slot
 
-@njit(cache=True)
+@kernel
 def _link(b, slot):
     s = 0 if b.o_side[slot] > 0 else 1
     p = b.o_price[slot]
@@ -123,7 +128,7 @@ def _link(b, slot):
         if p > b.meta[_BB]: b.meta[_BB] = p
     elif p < b.meta[_BA]: b.meta[_BA] = p
 
-@njit(cache=True)
+@kernel
 def _unlink(b, slot):
     s = 0 if b.o_side[slot] > 0 else 1
     p = b.o_price[slot]
@@ -141,7 +146,7 @@ def _unlink(b, slot):
             if p == b.meta[_BB]: b.meta[_BB] = _scan_down(b.lv_n, b.blk, 0, p - 1)
         elif p == b.meta[_BA]: b.meta[_BA] = _scan_up(b.lv_n, b.blk, 1, p + 1, b.meta[_N])
 
-@njit(cache=True)
+@kernel
 def _match(b, tslot, side, lim, rem, fills, nf, msg):
     "Fill taker slot `tslot` (side, limit level `lim`, `rem` lots) against the book; returns (left, nf)."
     tid = b.o_id[tslot]; towner = b.o_owner[tslot]; pmin = b.meta[_PMIN]
@@ -168,8 +173,8 @@ def _match(b, tslot, side, lim, rem, fills, nf, msg):
             slot = nxt
     return rem, nf
 
-# %% ../nbs/03_lob.ipynb #c60c87b8
-@njit(cache=True)
+# %% ../nbs/03_lob.ipynb #36598be3
+@kernel
 def _lookup(b, oid, owner):
     "(slot, OK) for a live order of `owner`, else (-1, UNKNOWN_ID or FOREIGN_ID)."
     if oid < 0: return -1, UNKNOWN_ID
@@ -178,7 +183,7 @@ def _lookup(b, oid, owner):
     if b.o_owner[slot] != owner: return -1, FOREIGN_ID
     return slot, OK
 
-@njit(cache=True)
+@kernel
 def submit_nb(b, kind, side, p, size, owner, fills, nf, msg):
     "Limit/market/IOC order at level `p`; returns (order id, filled, resting, cancelled, nf)."
     slot = _alloc(b, side, p, size, owner)
@@ -193,7 +198,7 @@ def submit_nb(b, kind, side, p, size, owner, fills, nf, msg):
     _free(b, slot)
     return oid, size - rem, 0, rem, nf
 
-@njit(cache=True)
+@kernel
 def cancel_nb(b, oid, owner, size):
     "Cancel `size` lots of order `oid` (all when size <= 0); returns (status, lots cancelled)."
     slot, st = _lookup(b, oid, owner)
@@ -206,7 +211,7 @@ def cancel_nb(b, oid, owner, size):
     b.lv_vol[0 if b.o_side[slot] > 0 else 1, b.o_price[slot]] -= size
     return OK, size
 
-@njit(cache=True)
+@kernel
 def modify_nb(b, oid, owner, p, size, fills, nf, msg):
     "New level `p` and size for `oid`; returns (status, filled, resting, nf)."
     slot, st = _lookup(b, oid, owner)
@@ -227,7 +232,7 @@ def modify_nb(b, oid, owner, p, size, fills, nf, msg):
         _free(b, slot)
     return OK, size - rem, rem, nf
 
-# %% ../nbs/03_lob.ipynb #36598be3
+# %% ../nbs/03_lob.ipynb #3ed03ddd
 @njit(cache=True)
 def process_batch_nb(b, types, sides, prices, sizes, owners, ids, fills,
                      out_id, out_status, out_filled, out_leaves, out_cancelled, stop_on_reject):
@@ -249,7 +254,7 @@ def process_batch_nb(b, types, sides, prices, sizes, owners, ids, fills,
             if stop_on_reject: break
     return first_bad, nf
 
-# %% ../nbs/03_lob.ipynb #3ed03ddd
+# %% ../nbs/03_lob.ipynb #8721de1b
 @njit(cache=True)
 def l2_nb(b, depth, out):
     "Fill out[0..3, :depth] with bid prices, bid sizes, ask prices, ask sizes; returns (n bid, n ask levels)."
@@ -302,7 +307,7 @@ def state_vector_nb(b, depth, out):
         out[4 + 2 * depth + k] = lv[2, k] - mid if k < ka else np.nan
         out[4 + 3 * depth + k] = lv[3, k] if k < ka else 0.0
 
-# %% ../nbs/03_lob.ipynb #8721de1b
+# %% ../nbs/03_lob.ipynb #5b37b061
 L1 = namedtuple("L1", "bid bid_size ask ask_size")
 L2 = namedtuple("L2", "bid_prices bid_sizes ask_prices ask_sizes")
 Ack = namedtuple("Ack", "order_id filled resting cancelled fills")

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from .core import SerlError, rng
-from .lob import _Book, _new_book, submit_nb, cancel_nb, state_vector_nb, state_names, LIMIT, MARKET, IOC, BUY, SELL
+from .lob import kernel, _Book, _new_book, submit_nb, cancel_nb, modify_nb, state_vector_nb, state_names, LIMIT, MARKET, IOC, BUY, SELL
 
 # %% auto #0
 __all__ = ['NOISE', 'INFORMED', 'MOMENTUM', 'MARKET_MAKER', 'LATENT', 'AGENT_TYPES', 'O_EVENTS', 'O_MSGS', 'O_VOL', 'O_VAL',
@@ -138,12 +138,12 @@ _BB, _BA, _FREE, _NLIVE, _N, _PMIN = range(6)
 O_EVENTS, O_MSGS, O_VOL, O_VAL, O_OPEN, O_HIGH, O_LOW, O_CLOSE, O_DROPPED = range(9)
 EXEC_OWNER = 1_000_000
 
-@njit(cache=True)
+@kernel
 def _size(smin, alpha, smax):
     u = 1.0 - np.random.random()
     return max(1, int(min(smax, math.floor(smin * u ** (-1.0 / alpha)))))
 
-@njit(cache=True)
+@kernel
 def _mid(b, v):
     bb = b.meta[_BB]; ba = b.meta[_BA]
     if bb >= 0 and ba < b.meta[_N]: return 0.5 * (bb + ba)
@@ -151,7 +151,7 @@ def _mid(b, v):
     if ba < b.meta[_N]: return float(ba)
     return v
 
-@njit(cache=True)
+@kernel
 def _tape(fills, nf, ptype, mm_inv, out, out_ag):
     K = ptype.shape[0]
     for f in range(nf):
@@ -165,7 +165,7 @@ def _tape(fills, nf, ptype, mm_inv, out, out_ag):
             a = to - EXEC_OWNER
             out_ag[0, a] += q; out_ag[1, a] += p * q
 
-@njit(cache=True)
+@kernel
 def _send(b, fills, kind, side, p, q, owner, ptype, mm_inv, out, out_ag):
     "Submit one order (dropped, and counted, when the book has no free slot); returns its id or -1."
     if b.meta[_FREE] < 0:
@@ -179,7 +179,7 @@ def _send(b, fills, kind, side, p, q, owner, ptype, mm_inv, out, out_ag):
     return oid, rest
 
 # %% ../nbs/04_market.ipynb #264a1f45
-@njit(cache=True)
+@kernel
 def _walk(b, ids, posted, k, s):
     "Depth consumed (in ticks, fractional) from side `s` of maker k's ladder since it was posted."
     x = 0.0
@@ -196,9 +196,39 @@ def _walk(b, ids, posted, k, s):
             break
     return x
 
-@njit(cache=True)
+@kernel
+def _live(b, oid):
+    "Whether order id `oid` still rests in book `b`."
+    if oid < 0: return False
+    slot = oid & 0xFFFFFFFF
+    return b.o_id[slot] == oid and b.o_size[slot] > 0
+
+@kernel
+def _mm_level(b, fills, k, s, j, p, q, mm_inv, mm_ids, mm_q, ptype, out, out_ag):
+    """Level j of side s of maker k to q lots at tick p: kept when it is already there (no message), moved with one
+    cancel-replace (`modify_nb`: to the back of the new queue, as a new order would be), posted, or withdrawn (q = 0)."""
+    oid = mm_ids[k, s, j]; live = _live(b, oid)
+    if q <= 0:
+        if live:
+            cancel_nb(b, oid, k, 0); out[O_MSGS] += 1
+        mm_ids[k, s, j] = -1; mm_q[k, s, j] = 0
+        return
+    p = min(max(p, 0), b.meta[_N] - 1)
+    if live:
+        slot = oid & 0xFFFFFFFF
+        if b.o_price[slot] != p or b.o_size[slot] != q:
+            st, filled, rest, nf = modify_nb(b, oid, k, p, q, fills, 0, 0)
+            out[O_MSGS] += 1
+            _tape(fills, nf, ptype, mm_inv, out, out_ag)
+            if rest == 0: oid = -1
+    else:
+        oid, rest = _send(b, fills, LIMIT, BUY if s == 0 else SELL, p, q, k, ptype, mm_inv, out, out_ag)
+        if rest == 0: oid = -1
+    mm_ids[k, s, j] = oid; mm_q[k, s, j] = q
+
+@kernel
 def _mm_refresh(b, fills, k, P, V, now, mm_r, mm_v, mm_t, mm_inv, mm_ids, mm_q, ptype, out, out_ag):
-    "Market maker k re-quotes: displacement update from its consumed ladder, then a fresh ladder around V + D - skew."
+    "Market maker k re-quotes: displacement update from its consumed ladder, then its ladder moved to V + D - skew."
     half, L, s0, s1 = P[k, 1], int(P[k, 2]), P[k, 3], P[k, 4]
     follow, wv, skew, pw, qmax = P[k, 5], P[k, 6], P[k, 7], P[k, 8], P[k, 9]
     D = mm_r[k] + 0.5 * follow * (_walk(b, mm_ids, mm_q, k, 1) - _walk(b, mm_ids, mm_q, k, 0))
@@ -208,35 +238,17 @@ def _mm_refresh(b, fills, k, P, V, now, mm_r, mm_v, mm_t, mm_inv, mm_ids, mm_q, 
     res = V + D - skew * x * (1.0 if mm_inv[k] > 0 else -1.0)
     bid0 = int(math.floor(res - half + 1e-9)); ask0 = int(math.ceil(res + half - 1e-9))
     if ask0 <= bid0: ask0 = bid0 + 1
-    keep = np.zeros((2, mm_ids.shape[2]), np.bool_)
-    for s in range(2):                      # s = 0: bids at bid0 - j, s = 1: asks at ask0 + j; first cancel what changes
-        ok = mm_inv[k] < qmax if s == 0 else mm_inv[k] > -qmax
+    first = 1                               # asks first (s = 1: asks at ask0 + j), unless the new asks would reach
+    for j in range(mm_ids.shape[2]):        # one of the maker's own resting bids: then bids first (s = 0: bids at bid0 - j)
+        if _live(b, mm_ids[k, 0, j]) and b.o_price[mm_ids[k, 0, j] & 0xFFFFFFFF] >= ask0: first = 0
+    for s in (first, 1 - first):
         for j in range(mm_ids.shape[2]):
             q = int(round(s0 + s1 * j)) if j < L else 0
-            oid = mm_ids[k, s, j]
-            if oid >= 0:                    # an untouched order already at the right price and size stays (no message)
-                slot = oid & 0xFFFFFFFF
-                if (ok and q > 0 and b.o_id[slot] == oid and b.o_size[slot] == q and mm_q[k, s, j] == q
-                        and b.o_price[slot] == (bid0 - j if s == 0 else ask0 + j)):
-                    keep[s, j] = True
-                    continue
-                st, c = cancel_nb(b, oid, k, 0)
-                if st == 0: out[O_MSGS] += 1
-            mm_ids[k, s, j] = -1; mm_q[k, s, j] = 0
-    for j in range(L):                      # then quote the new levels
-        q = int(round(s0 + s1 * j))
-        if q <= 0: continue
-        if mm_inv[k] < qmax and not keep[0, j]:
-            oid, rest = _send(b, fills, LIMIT, BUY, bid0 - j, q, k, ptype, mm_inv, out, out_ag)
-            mm_q[k, 0, j] = q
-            if rest > 0: mm_ids[k, 0, j] = oid
-        if mm_inv[k] > -qmax and not keep[1, j]:
-            oid, rest = _send(b, fills, LIMIT, SELL, ask0 + j, q, k, ptype, mm_inv, out, out_ag)
-            mm_q[k, 1, j] = q
-            if rest > 0: mm_ids[k, 1, j] = oid
+            ok = mm_inv[k] < qmax if s == 0 else mm_inv[k] > -qmax
+            _mm_level(b, fills, k, s, j, bid0 - j if s == 0 else ask0 + j, q if ok else 0, mm_inv, mm_ids, mm_q, ptype, out, out_ag)
 
 # %% ../nbs/04_market.ipynb #c186b912
-@njit(cache=True)
+@kernel
 def _requote_hit(b, fills, P, V, now, mm_r, mm_v, mm_t, mm_inv, mm_ids, mm_q, ptype, out, out_ag):
     "Every market maker whose ladder was walked since it quoted re-quotes now (`MarketConfig.requote_on_hit`)."
     for k in range(ptype.shape[0]):
@@ -582,7 +594,10 @@ def _lots_per_minute(key: tuple) -> float:
 
 def lots_per_minute(agents) -> float:
     "Traded lots per minute of a background population at mean activity (a flat $100 day; cached)."
-    return _lots_per_minute(tuple((a.TYPE, tuple(a.params.items())) for a in agents))
+    v = _lots_per_minute(tuple((a.TYPE, tuple(a.params.items())) for a in agents))
+    if not v > 0: raise SerlError("profiles: this population trades nothing (0 lots per minute on a flat $100 day), so no "
+                                  "lot size can be calibrated; add a taker (noise with p_market > 0, informed or momentum)")
+    return v
 
 # %% ../nbs/04_market.ipynb #daa2efc7
 def simulate_days(panel, rows, profiles=None, cfg: MarketConfig | None = None, seed: int = 0) -> dict:
