@@ -180,28 +180,26 @@ def _send(b, fills, kind, side, p, q, owner, ptype, mm_inv, out, out_ag):
 
 # %% ../nbs/04_market.ipynb #264a1f45
 @kernel
+def _live(b, oid):
+    "Whether order id `oid` still rests in book `b`."
+    if oid < 0: return False
+    slot = oid & 0xFFFFFFFF
+    return b.o_id[slot] == oid and b.o_size[slot] > 0
+
+@kernel
 def _walk(b, ids, posted, k, s):
     "Depth consumed (in ticks, fractional) from side `s` of maker k's ladder since it was posted."
     x = 0.0
     for j in range(ids.shape[2]):
         q = posted[k, s, j]
         if q <= 0: break
-        oid = ids[k, s, j]; left = 0
-        if oid >= 0:
-            slot = oid & 0xFFFFFFFF
-            if b.o_id[slot] == oid and b.o_size[slot] > 0: left = b.o_size[slot]
+        oid = ids[k, s, j]
+        left = b.o_size[oid & 0xFFFFFFFF] if _live(b, oid) else 0
         if left == 0: x += 1.0
         else:
             x += (q - left) / q
             break
     return x
-
-@kernel
-def _live(b, oid):
-    "Whether order id `oid` still rests in book `b`."
-    if oid < 0: return False
-    slot = oid & 0xFFFFFFFF
-    return b.o_id[slot] == oid and b.o_size[slot] > 0
 
 @kernel
 def _mm_level(b, fills, k, s, j, p, q, mm_inv, mm_ids, mm_q, ptype, out, out_ag):
