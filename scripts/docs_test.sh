@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The docs site, end to end: build it offline from the notebooks and reports (serl.docs, strict:
+# The docs site, end to end: build it offline from the notebooks and reports (serl.app.docs, strict:
 # a broken link or anchor fails), then open every page in headless Chromium (tests/test_docs_site.py).
 # Installs what it needs: Debian's chromium (apt-get, as root or with sudo) when /usr/bin/chromium
 # is missing, and the dev + docs extras into .venv (scripts/setup.sh). The browser test may not skip
@@ -30,7 +30,7 @@ pip_s=$((SECONDS - t1))
 
 echo "== build the site (strict) =="
 t2=$SECONDS
-.venv/bin/python -c "import sys; from serl.docs import main; sys.exit(main(['--out', sys.argv[1], '--strict']))" "$site" 2>&1 | tee "$logs/docs-build.log"
+.venv/bin/python -c "import sys; from serl.app.docs import main; sys.exit(main(['--out', sys.argv[1], '--strict']))" "$site" 2>&1 | tee "$logs/docs-build.log"
 build_s=$((SECONDS - t2))
 
 echo "== browser test =="

@@ -1,9 +1,9 @@
-"End-to-end paths of serl.data: a user CSV and a small synthetic CSI universe through load_dataset."
+"End-to-end paths of serl.market.data: a user CSV and a small synthetic CSI universe through load_dataset."
 import numpy as np
 import pandas as pd
 
 from serl.core import DataConfig
-from serl.data import load_dataset, make_orders, market_vwap, market_twap, quality_accounting, panel_to_bars
+from serl.market.data import load_dataset, make_orders, market_vwap, market_twap, quality_accounting, panel_to_bars
 
 
 def _write_csv(path):

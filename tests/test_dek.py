@@ -5,10 +5,10 @@ import math, warnings
 import numpy as np
 import pytest
 
-from serl.dek import DEK, tiny_llm
-from serl.llm import SamplingParams
-from serl.llm4reward import LLM4Reward
-from serl.sandbox import Sandbox, Limits
+from serl.design.dek import DEK, tiny_llm
+from serl.design.llm import SamplingParams
+from serl.design.components.reward import LLM4Reward
+from serl.design.sandbox import Sandbox, Limits
 
 
 def _iteration(dek, des, it):

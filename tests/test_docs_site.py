@@ -1,4 +1,4 @@
-"""The docs site in a real browser: build it (`serl.docs.build_site`, or take a prebuilt one from
+"""The docs site in a real browser: build it (`serl.app.docs.build_site`, or take a prebuilt one from
 `SERL_DOCS_SITE`), serve it on 127.0.0.1, open every page in headless Debian chromium driven by
 Playwright, and fail on a page that does not load, a console error or failed request, a broken
 internal link or anchor, an image that does not load, a directive line visible, the results table
@@ -37,7 +37,7 @@ def site(tmp_path_factory):
     except ImportError: _skip_or_fail("playwright is not installed (pip install -e '.[docs]')")
     pre = os.environ.get("SERL_DOCS_SITE")
     if pre: return Path(pre)
-    from serl.docs import build_site
+    from serl.app.docs import build_site
     t0 = time.time()
     out = build_site(tmp_path_factory.mktemp("docs")/"_site")
     print(f"site built in {time.time() - t0:.1f} s")
@@ -46,7 +46,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base_url(site):
-    from serl.docs import serve
+    from serl.app.docs import serve
     httpd, url = serve(site, port=0, block=False)
     yield url
     httpd.shutdown(); httpd.server_close()
@@ -126,7 +126,7 @@ def _pages(site):
 def test_site_has_the_pages(site):
     pages = _pages(site)
     nbs = Path(__file__).resolve().parent.parent/"nbs"
-    from serl.docs import page_name, chapter_sources
+    from serl.app.docs import page_name, chapter_sources
     want = {"index.html", "api.html", "reports/index.html", RESULTS_PAGE} | {f"{page_name(p)}.html" for p in chapter_sources(nbs)}
     assert want <= set(pages), sorted(want - set(pages))
 

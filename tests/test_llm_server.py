@@ -2,7 +2,7 @@
 import pytest
 
 from serl.core import RunRecords, SerlError
-from serl.llm import LocalOpenAIServer, OpenAILLM, make_llm
+from serl.design.llm import LocalOpenAIServer, OpenAILLM, make_llm
 
 
 def test_echo_chat_and_completions(tmp_path):

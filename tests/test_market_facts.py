@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from serl.core import DataConfig
-from serl.data import load_dataset
-from serl.market import simulate_days, stylised_facts, tracking_report, metaorder_impact, impact_exponent
+from serl.market.data import load_dataset
+from serl.market.sim import simulate_days, stylised_facts, tracking_report, metaorder_impact, impact_exponent
 
 
 @pytest.fixture(scope="module")

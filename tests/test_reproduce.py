@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from serl.cli import run_experiment, main
+from serl.app.cli import run_experiment, main
 
 
 def test_main_table_smoke_synthetic(tmp_path):

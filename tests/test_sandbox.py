@@ -1,11 +1,11 @@
-"Adversarial tests of the sandbox (serl.sandbox): every attack in the catalogue is stopped by stage 1, and by stage 2 alone."
+"Adversarial tests of the sandbox (serl.design.sandbox): every attack in the catalogue is stopped by stage 1, and by stage 2 alone."
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from serl.sandbox import KINDS, Limits, Sandbox, adversarial_cases, run_attack, run_in_sandbox, static_check, validate
+from serl.design.sandbox import KINDS, Limits, Sandbox, adversarial_cases, run_attack, run_in_sandbox, static_check, validate
 
 SECRET = "SERL_SANDBOX_SECRET"
 
