@@ -17,10 +17,10 @@ from ..core import SerlError, rng, repo_root
 
 # %% auto #0
 __all__ = ['BUY', 'SELL', 'LIMIT', 'MARKET', 'IOC', 'CANCEL', 'REDUCE', 'MODIFY', 'MSG_TYPES', 'OK', 'UNKNOWN_ID', 'FOREIGN_ID',
-           'STATUS', 'FILL_FIELDS', 'FILL_DTYPE', 'Fill', 'L1', 'L2', 'Ack', 'BatchResult', 'MAX_INT', 'PLACEHOLDER',
-           'LOBSTER_TICK', 'kernel', 'submit_nb', 'cancel_nb', 'modify_nb', 'process_batch_nb', 'l2_nb', 'l3_nb',
-           'state_vector_nb', 'state_names', 'OrderBook', 'random_order_stream', 'lobster_dir', 'load_lobster',
-           'LobsterReplay', 'replay_lobster', 'bench_lob']
+           'STATUS', 'BookArrays', 'FILL_FIELDS', 'FILL_DTYPE', 'Fill', 'L1', 'L2', 'Ack', 'BatchResult', 'MAX_INT',
+           'PLACEHOLDER', 'LOBSTER_TICK', 'new_book_arrays', 'kernel', 'submit_nb', 'cancel_nb', 'modify_nb',
+           'process_batch_nb', 'l2_nb', 'l3_nb', 'state_vector_nb', 'state_names', 'OrderBook', 'random_order_stream',
+           'lobster_dir', 'load_lobster', 'LobsterReplay', 'replay_lobster', 'bench_lob']
 
 # %% ../../nbs/03_lob.ipynb #c27961a0
 BUY, SELL = 1, -1                                       # sides, as in the rest of serl (+1 buy, -1 sell)
@@ -30,25 +30,25 @@ OK, UNKNOWN_ID, FOREIGN_ID = 0, 1, 2                    # per-message status of 
 STATUS = ("ok", "unknown order id", "order belongs to another owner")
 
 _BB, _BA, _FREE, _NLIVE, _N, _PMIN = range(6)           # slots of the `meta` array
-_Book = namedtuple("_Book", "meta o_id o_owner o_size o_price o_side o_next o_prev lv_head lv_tail lv_vol lv_n blk")
+BookArrays = namedtuple("BookArrays", "meta o_id o_owner o_size o_price o_side o_next o_prev lv_head lv_tail lv_vol lv_n blk")
 
 # columns of a fill record (one int64 row per fill)
 FILL_FIELDS = ("msg", "taker", "maker", "price", "size", "taker_owner", "maker_owner", "taker_side")
 FILL_DTYPE = np.dtype([(f, np.int64) for f in FILL_FIELDS])
 Fill = namedtuple("Fill", "maker taker price size maker_owner taker_owner")
 
-def _new_book(n_ticks: int, price_min: int, capacity: int) -> _Book:
+def new_book_arrays(n_ticks: int, price_min: int, capacity: int) -> BookArrays:
     "Empty book arrays: `capacity` free order slots chained 0 -> 1 -> ... -> -1."
     meta = np.zeros(8, np.int64)
     meta[_BB], meta[_BA], meta[_FREE], meta[_N], meta[_PMIN] = -1, n_ticks, 0, n_ticks, price_min
     o_next = np.arange(1, capacity + 1, dtype=np.int32); o_next[-1] = -1
     nblk = (n_ticks + 63) >> 6
-    return _Book(meta, np.full(capacity, -1, np.int64), np.zeros(capacity, np.int64), np.zeros(capacity, np.int64),
+    return BookArrays(meta, np.full(capacity, -1, np.int64), np.zeros(capacity, np.int64), np.zeros(capacity, np.int64),
                  np.zeros(capacity, np.int32), np.zeros(capacity, np.int8), o_next, np.full(capacity, -1, np.int32),
                  np.full((2, n_ticks), -1, np.int32), np.full((2, n_ticks), -1, np.int32),
                  np.zeros((2, n_ticks), np.int64), np.zeros((2, n_ticks), np.int32), np.zeros((2, nblk), np.int32))
 
-def _grow(b: _Book, capacity: int) -> _Book:
+def _grow(b: BookArrays, capacity: int) -> BookArrays:
     "A copy of `b` with `capacity` order slots; the new slots go in front of the free list."
     old = b.o_id.shape[0]
     def ext(a, fill):
@@ -356,7 +356,7 @@ class OrderBook:
         n_ticks, price_min, capacity = _as_int("n_ticks", n_ticks), _as_int("price_min", price_min), _as_int("capacity", capacity)
         if n_ticks <= 0 or capacity <= 0: raise SerlError(f"OrderBook: n_ticks ({n_ticks}) and capacity ({capacity}) must be positive")
         self.n_ticks, self.price_min = n_ticks, price_min
-        self._b = _new_book(n_ticks, price_min, capacity)
+        self._b = new_book_arrays(n_ticks, price_min, capacity)
         self._fills = np.zeros((64, len(FILL_FIELDS)), np.int64)
 
     # ---- checks and housekeeping

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..core import SerlError, rng
-from .lob import kernel, _Book, _new_book, submit_nb, cancel_nb, modify_nb, state_vector_nb, state_names, LIMIT, MARKET, IOC, BUY, SELL
+from .lob import kernel, BookArrays, new_book_arrays, submit_nb, cancel_nb, modify_nb, state_vector_nb, state_names, LIMIT, MARKET, IOC, BUY, SELL
 
 # %% auto #0
 __all__ = ['NOISE', 'INFORMED', 'MOMENTUM', 'MARKET_MAKER', 'LATENT', 'AGENT_TYPES', 'O_EVENTS', 'O_MSGS', 'O_VOL', 'O_VAL',
@@ -393,7 +393,7 @@ def _market_minute_nb(i, meta, o_id, o_owner, o_size, o_price, o_side, o_next, o
                       mseed, bars, v_start, v_end, act, n_bars, ptype, P, lists, nlist, mm_r, mm_v, mm_t, mm_inv, mm_ids, mm_q,
                       mom_ema, lots, sides, depth, requote, rehit, out, out_ag, mid, state):
     "One minute of market `i` of the stacked arrays: its anchors, its seed for this bar, the minute, its state vector."
-    b = _Book(meta[i], o_id[i], o_owner[i], o_size[i], o_price[i], o_side[i], o_next[i], o_prev[i],
+    b = BookArrays(meta[i], o_id[i], o_owner[i], o_size[i], o_price[i], o_side[i], o_next[i], o_prev[i],
               lv_head[i], lv_tail[i], lv_vol[i], lv_n[i], blk[i])
     bar = bars[i]; nb = n_bars[i]
     if bar < 0: v0 = v_start[i, 0]; v1 = v0; u = 1.0              # before the open: flat at the open
@@ -431,7 +431,7 @@ _BOOK_PAD = dict(meta=0, o_id=-1, o_owner=0, o_size=0, o_price=0, o_side=0, o_ne
 def _stack_books(books: list) -> dict:
     "The B books' arrays stacked on a leading axis (price grids padded to the longest; each book keeps its own `n`)."
     out = {}
-    for f in _Book._fields:
+    for f in BookArrays._fields:
         a = [getattr(b, f) for b in books]; shape = tuple(max(x.shape[d] for x in a) for d in range(a[0].ndim))
         s = np.full((len(a),) + shape, _BOOK_PAD[f], a[0].dtype)
         for i, x in enumerate(a): s[(i,) + tuple(slice(0, n) for n in x.shape)] = x
@@ -516,7 +516,7 @@ class MarketSim:
         self._anchor = {k: np.zeros((B, T)) for k in ("v_start", "v_end", "act")}
         for i, d in enumerate(days):
             for k in self._anchor: self._anchor[k][i, :d["nb"]] = d[k]
-        self._bk = _stack_books([_new_book(d["n"], d["pmin"], 1024) for d in days])
+        self._bk = _stack_books([new_book_arrays(d["n"], d["pmin"], 1024) for d in days])
         self._mseed = np.array([_mix32(self.seed, i, r) for i, r in enumerate(rows)], np.int64)
         self._lists = np.zeros((B, K, self.cfg.max_resting), np.int64); self._nlist = np.zeros((B, K), np.int64)
         self._mm = dict(r=np.zeros((B, K)), v=np.full((B, K), -1e9), t=np.full((B, K), -1e9), inv=np.zeros((B, K), np.int64),
@@ -540,7 +540,7 @@ class MarketSim:
             while need.min() < 0: C *= 2; need += C // 2
             self._bk = bk = _grow_books(bk, C)
         a, mm = self._anchor, self._mm
-        (_step_nb if len(bars) > 1 else _step_serial_nb)(*(bk[f] for f in _Book._fields), self._mseed, bars.astype(np.int64), a["v_start"], a["v_end"], a["act"], self._nb,
+        (_step_nb if len(bars) > 1 else _step_serial_nb)(*(bk[f] for f in BookArrays._fields), self._mseed, bars.astype(np.int64), a["v_start"], a["v_end"], a["act"], self._nb,
                  self.ptype, self.P, self._lists, self._nlist, mm["r"], mm["v"], mm["t"], mm["inv"], mm["ids"], mm["q"], self._mom,
                  lots, sides, self.cfg.depth, float(self.cfg.requote_ticks), bool(self.cfg.requote_on_hit), self._out, self._out_ag, self._mid, self._state)
         o = self._out
