@@ -1,5 +1,6 @@
-"""The simulated market against real SPY minutes, full size (the acceptance checks of chapter 04's slow cells, which
-also write `reports/market/`): day tracking, stylised facts and the square-root impact law. About a minute on 2 cores."""
+"""The simulated market against real SPY minutes, full size (the acceptance checks of the `market` experiment,
+nbs/experiments/market.ipynb, which writes `reports/market/`): day tracking, stylised facts and the square-root impact law.
+About a minute on 2 cores."""
 import numpy as np
 import pytest
 

@@ -12,12 +12,16 @@ from pathlib import Path
 from ..core import SerlError, SCALES, repo_root
 
 # %% auto #0
-__all__ = ['EXPERIMENTS', 'DEFAULT_DATASETS', 'BENCHMARKS', 'dataset_slug', 'run_experiment', 'write_summary', 'run_bench',
-           'main']
+__all__ = ['EXPERIMENTS', 'REPORT_FOLDERS', 'DEFAULT_DATASETS', 'BENCHMARKS', 'dataset_slug', 'experiment_folder',
+           'run_experiment', 'write_experiment_config', 'write_summary', 'run_bench', 'main']
 
 # %% ../../nbs/90_cli.ipynb #b5f2a3a7
 EXPERIMENTS = {"main_table": "main_table.ipynb",    # experiment name -> notebook in nbs/experiments
-               "ablations": "ablations.ipynb", "multiagent": "multiagent.ipynb"}
+               "ablations": "ablations.ipynb", "multiagent": "multiagent.ipynb",
+               "market": "market.ipynb", "ppo_reference": "ppo_reference.ipynb", "hybrid_ablation": "hybrid_ablation.ipynb",
+               "llm_valid_rates": "llm_valid_rates.ipynb", "dek_lle": "dek_lle.ipynb"}
+REPORT_FOLDERS = {"market": "market", "ppo_reference": "ppo_reference", "hybrid_ablation": "hybrid_ablation",
+                  "llm_valid_rates": "llm", "dek_lle": "dek"}    # experiments without a dataset -> their folder in reports/
 DEFAULT_DATASETS = ("spy", "yahoo-1m", "synthetic-nasdaq100", "synthetic-csi100")
 
 # %% ../../nbs/90_cli.ipynb #6bab7874
@@ -26,22 +30,45 @@ def dataset_slug(dataset: str) -> str:
     if ":" in dataset: return "user-" + Path(dataset.split(":", 1)[1]).stem
     return dataset
 
-def run_experiment(name: str = "main_table", dataset: str = "spy", scale: str = "smoke", seed: int = 0,
-                   out_dir: str | Path | None = None, progress: bool = True, **params) -> Path:
-    "Execute experiment notebook `name` for `dataset` at `scale` (extra `params` go to its parameters cell); returns the executed notebook."
-    import papermill as pm
+def experiment_folder(name: str, dataset: str | None = None, out_dir: str | Path | None = None) -> Path:
+    "The output folder of experiment `name`: `<out_dir>/<dataset>/` per dataset, `<out_dir>/<REPORT_FOLDERS[name]>/` without one."
     if name not in EXPERIMENTS: raise SerlError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
+    base = Path(out_dir or repo_root()/"reports").resolve()
+    if name in REPORT_FOLDERS:
+        if dataset is not None: raise SerlError(f"experiment {name!r} has no dataset (it writes reports/{REPORT_FOLDERS[name]}/); leave out --dataset")
+        return base/REPORT_FOLDERS[name]
+    return base/dataset_slug(dataset or "spy")
+
+def run_experiment(name: str = "main_table", dataset: str | None = None, scale: str = "smoke", seed: int = 0,
+                   out_dir: str | Path | None = None, progress: bool = True, **params) -> Path:
+    """Execute experiment notebook `name` for `dataset` (per-dataset experiments; default spy) at `scale` (extra
+    `params` go to its parameters cell); returns the executed notebook."""
+    import papermill as pm
     if scale not in SCALES: raise SerlError(f"unknown scale {scale!r}; choose one of {SCALES}")
-    from serl.market.data import check_dataset_name
-    check_dataset_name(dataset)
-    root = repo_root()
-    out = Path(out_dir or root/"reports").resolve()/dataset_slug(dataset)
+    out = experiment_folder(name, dataset, out_dir)
+    if name in REPORT_FOLDERS: params = dict(scale=scale, seed=seed, out_dir=str(out), **params)
+    else:
+        from serl.market.data import check_dataset_name
+        dataset = dataset or "spy"
+        check_dataset_name(dataset)
+        params = dict(dataset=dataset, scale=scale, seed=seed, out_dir=str(out.parent), **params)
     out.mkdir(parents=True, exist_ok=True)
     dest = out/f"{name}.ipynb"
-    pm.execute_notebook(str(root/"nbs"/"experiments"/EXPERIMENTS[name]), str(dest),
-                        parameters=dict(dataset=dataset, scale=scale, seed=seed, out_dir=str(out.parent), **params),
+    root = repo_root()
+    pm.execute_notebook(str(root/"nbs"/"experiments"/EXPERIMENTS[name]), str(dest), parameters=params,
                         kernel_name="python3", cwd=str(root), progress_bar=progress)
     return dest
+
+def write_experiment_config(out: str | Path, experiment: str, **config) -> Path:
+    "Write `<out>/config.json` for an experiment whose settings are plain values or dataclasses (`{type, experiment, serl_version, config}`)."
+    import dataclasses, json
+    from serl import __version__
+    path = Path(out)/"config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "experiment", "experiment": experiment, "serl_version": __version__, "config": config},
+                               indent=2,
+                               default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o)))
+    return path
 
 # %% ../../nbs/90_cli.ipynb #ca28695c
 def write_summary(out_dir: str | Path | None = None, experiment: str = "main_table") -> Path:
@@ -82,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("reproduce", help="run the experiment notebooks with papermill into reports/")
     r.add_argument("--scale", default="smoke", choices=SCALES)
-    r.add_argument("--dataset", action="append", help=f"dataset name, csv:PATH or parquet:PATH; repeatable (default: {', '.join(DEFAULT_DATASETS)})")
+    r.add_argument("--dataset", action="append", help=f"dataset name, csv:PATH or parquet:PATH; repeatable (default: {', '.join(DEFAULT_DATASETS)}); "
+                   f"not for the experiments without a dataset ({', '.join(REPORT_FOLDERS)})")
     r.add_argument("--experiment", default="main_table", choices=sorted(EXPERIMENTS))
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", default=None, help="output folder (default: <repo>/reports)")
@@ -106,15 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.cmd == "reproduce":
-            for ds in args.dataset or DEFAULT_DATASETS:
+            no_data = args.experiment in REPORT_FOLDERS
+            if no_data and args.dataset: experiment_folder(args.experiment, args.dataset[0])      # raises: no dataset here
+            for ds in [None] if no_data else args.dataset or DEFAULT_DATASETS:
                 t0 = time.time()
-                print(f"[serl] {args.experiment} on {ds} at {args.scale} scale ...", flush=True)
+                print(f"[serl] {args.experiment}{'' if no_data else ' on ' + ds} at {args.scale} scale ...", flush=True)
                 dest = run_experiment(args.experiment, ds, args.scale, args.seed, args.out,
                                       **({"llm": args.llm} if args.llm else {}))
                 print(f"[serl] wrote {dest.parent} ({time.time() - t0:.0f} s)", flush=True)
             if args.experiment == "main_table": print(f"[serl] summary: {write_summary(args.out, args.experiment)}")
         elif args.cmd == "data":
-            from serl.market.sim import data
+            from serl.market import data
             if args.data_cmd == "list":
                 for k, v in data.DATASETS.items(): print(f"{k:22s} {v}")
             else: print(data.fetch_dataset(args.name))

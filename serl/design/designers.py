@@ -317,8 +317,8 @@ def summarize_valid_rates(df: pd.DataFrame) -> pd.DataFrame:
     g["s_per_valid"] = np.where(g.valid > 0, g.seconds / g.valid.clip(lower=1), np.inf)
     return g.reset_index()
 
-def write_valid_rates(df: pd.DataFrame, name: str, out_dir="reports/llm", note: str = "") -> tuple[Path, Path]:
-    "Write `valid_rates_<name>.csv` (per seed) and `.md` (summary table + note)."
+def write_valid_rates(df: pd.DataFrame, name: str, out_dir, note: str = "") -> tuple[Path, Path]:
+    "Write `valid_rates_<name>.csv` (per seed) and `.md` (summary table + note) into `out_dir` (the `llm_valid_rates` experiment: `reports/llm`)."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     csv, md = out / f"valid_rates_{name}.csv", out / f"valid_rates_{name}.md"
     df.to_csv(csv, index=False)
