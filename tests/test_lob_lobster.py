@@ -1,7 +1,7 @@
-"Replay of the LOBSTER AAPL sample through serl.market.lob: our 10-level book must equal LOBSTER's after every replayed message."
+"Replay of the LOBSTER AAPL sample through serl.market.lob (serl.market.lobster): our 10-level book must equal LOBSTER's after every replayed message."
 import pytest
 
-from serl.market.lob import lobster_dir, replay_lobster
+from serl.market.lobster import lobster_dir, replay_lobster
 
 
 def test_lobster_replay_matches_every_book():

@@ -1,4 +1,4 @@
-"""A price-time priority matching engine on integer ticks and lots, compiled with numba: limit, market, IOC, cancel, partial cancel and modify; L1/L2/L3 views and a state vector for agents; a replay of real LOBSTER messages; a batch path for the market simulator.
+"""A price-time priority matching engine on integer ticks and lots, compiled with numba: limit, market, IOC, cancel, partial cancel and modify; L1/L2/L3 views and a state vector for agents; a batch path for the market simulator.
 
 Docs: https://serl-dev.github.io/serl/lob.html.md"""
 
@@ -18,9 +18,8 @@ from ..core import SerlError, rng, repo_root
 # %% auto #0
 __all__ = ['BUY', 'SELL', 'LIMIT', 'MARKET', 'IOC', 'CANCEL', 'REDUCE', 'MODIFY', 'MSG_TYPES', 'OK', 'UNKNOWN_ID', 'FOREIGN_ID',
            'STATUS', 'BookArrays', 'FILL_FIELDS', 'FILL_DTYPE', 'Fill', 'L1', 'L2', 'Ack', 'BatchResult', 'MAX_INT',
-           'PLACEHOLDER', 'LOBSTER_TICK', 'new_book_arrays', 'kernel', 'submit_nb', 'cancel_nb', 'modify_nb',
-           'process_batch_nb', 'l2_nb', 'l3_nb', 'state_vector_nb', 'state_names', 'OrderBook', 'random_order_stream',
-           'lobster_dir', 'load_lobster', 'LobsterReplay', 'replay_lobster', 'bench_lob']
+           'new_book_arrays', 'kernel', 'submit_nb', 'cancel_nb', 'modify_nb', 'process_batch_nb', 'l2_nb', 'l3_nb',
+           'state_vector_nb', 'state_names', 'OrderBook', 'random_order_stream', 'bench_lob']
 
 # %% ../../nbs/03_lob.ipynb #c27961a0
 BUY, SELL = 1, -1                                       # sides, as in the rest of serl (+1 buy, -1 sell)
@@ -505,151 +504,6 @@ def random_order_stream(n: int, seed: int = 0, mid: int = 1 << 15, width: int = 
     return dict(types=types, sides=np.where(g.random(n) < 0.5, BUY, SELL).astype(np.int64),
                 prices=(mid + g.integers(-width, width + 1, n)).astype(np.int64),
                 sizes=g.integers(1, max_size + 1, n).astype(np.int64))
-
-# %% ../../nbs/03_lob.ipynb #540241fa
-PLACEHOLDER = -1                  # owner id of the placeholder orders that stand for unknown resting volume
-LOBSTER_TICK = 100                # LOBSTER prices are dollars x 10000; US stocks trade on a 1-cent grid
-_LOB_MISSING = 9999999999
-
-def lobster_dir() -> Path | None:
-    "The LOBSTER sample folder: `SERL_LOBSTER_DIR`, else `<repo root>/../shared/data/lobster`; None when absent."
-    env = os.environ.get("SERL_LOBSTER_DIR")
-    if env: cands = [Path(env)]                       # an explicit folder is the only one tried
-    else: cands = [root/".."/"shared"/"data"/"lobster"] if (root := repo_root(required=False)) else []
-    for c in cands:
-        if c.is_dir() and any(c.glob("*_message_*.csv")): return c.resolve()
-    return None
-
-def load_lobster(folder) -> tuple[np.ndarray, np.ndarray]:
-    "LOBSTER messages (time, type, id, size, price, direction; float64) and books (int64, 4 columns per level)."
-    folder = Path(folder)
-    msgs, books = sorted(folder.glob("*_message_*.csv")), sorted(folder.glob("*_orderbook_*.csv"))
-    if len(msgs) != 1 or len(books) != 1: raise SerlError(f"{folder}: expected one *_message_*.csv and one *_orderbook_*.csv, found {len(msgs)} and {len(books)}")
-    m = np.loadtxt(msgs[0], delimiter=",", ndmin=2); ob = np.loadtxt(books[0], delimiter=",", dtype=np.int64, ndmin=2)
-    if m.shape[1] != 6 or ob.shape[1] % 4 or len(m) != len(ob):
-        raise SerlError(f"{folder}: message file {m.shape} / orderbook file {ob.shape} do not look like LOBSTER (6 columns; 4 per level; one book per message)")
-    return m, ob
-
-def _snapshot_levels(row: np.ndarray, side: int) -> list[tuple[int, int]]:
-    "(price in ticks, size) of the non-empty levels of `side` in one LOBSTER book row."
-    px, sz = (row[2::4], row[3::4]) if side == BUY else (row[0::4], row[1::4])
-    return [(int(p) // LOBSTER_TICK, int(q)) for p, q in zip(px, sz) if abs(p) != _LOB_MISSING and q > 0]
-
-def _l2_row(ob: OrderBook, depth: int) -> np.ndarray:
-    "Our book in LOBSTER's row layout (ask price, ask size, bid price, bid size per level, padded like LOBSTER)."
-    l2 = ob.l2(depth); row = np.zeros(4 * depth, np.int64)
-    row[0::4], row[2::4] = _LOB_MISSING, -_LOB_MISSING
-    row[0:4 * len(l2.ask_prices):4] = l2.ask_prices * LOBSTER_TICK; row[1:4 * len(l2.ask_sizes):4] = l2.ask_sizes
-    row[2:4 * len(l2.bid_prices):4] = l2.bid_prices * LOBSTER_TICK; row[3:4 * len(l2.bid_sizes):4] = l2.bid_sizes
-    return row
-
-# %% ../../nbs/03_lob.ipynb #a0877220
-class LobsterReplay:
-    "Replays LOBSTER messages through an `OrderBook` (placeholders for volume that rested before the sample)."
-    def __init__(self, msgs: np.ndarray, books: np.ndarray):
-        self.msgs, self.books, self.depth = msgs, books, books.shape[1] // 4
-        px = np.concatenate([msgs[:, 4], books[:, 0::2].ravel()]).astype(np.int64)
-        px = px[np.abs(px) != _LOB_MISSING]
-        if (px % LOBSTER_TICK).any(): raise SerlError(f"LOBSTER replay: prices off the {LOBSTER_TICK}-unit (one cent) grid")
-        lo, hi = px.min() // LOBSTER_TICK, px.max() // LOBSTER_TICK
-        self.ob = OrderBook(n_ticks=int(hi - lo) + 256, price_min=int(lo) - 128)
-        self.ids, self.ph = {}, {}          # LOBSTER id -> our id; (side, price) -> placeholder id
-        self.seen = {BUY: None, SELL: None} # the deepest price seen in any snapshot, per side
-        self.stats = dict(placeholder_lots=0, unknown_id_events=0, reseeded_levels=0, reseeded_steps=0, bad_fills=0, ignored=0)
-        self._seed()
-
-    def _add_placeholder(self, side, price, size):
-        key = (side, price)
-        if key in self.ph and self.ob.order(self.ph[key]) is not None:
-            o = self.ob.order(self.ph[key])
-            self.ob.modify(self.ph[key], price, o["size"] + size, owner=PLACEHOLDER)   # grows: goes to the back
-        else: self.ph[key] = self.ob.limit(side, price, size, owner=PLACEHOLDER).order_id
-        self.stats["placeholder_lots"] += size
-
-    def _seed(self):
-        row, m = self.books[0], self.msgs[0]
-        carve = (int(m[5]), int(m[4]) // LOBSTER_TICK, int(m[3])) if int(m[1]) == 1 else None
-        for side in (BUY, SELL):
-            for p, q in _snapshot_levels(row, side):
-                if carve and carve[:2] == (side, p): q -= carve[2]
-                if q > 0: self._add_placeholder(side, p, q)
-        if carve: self.ids[int(m[2])] = self.ob.limit(carve[0], carve[1], carve[2]).order_id
-        self.edge = {side: self._edge(row, side) for side in (BUY, SELL)}
-
-    def _edge(self, row, side):
-        "The worst price in view in a snapshot: its last level, or beyond any price when the side shows fewer levels."
-        lv = _snapshot_levels(row, side)
-        if len(lv) == self.depth: return lv[-1][0]
-        return -10**18 if side == BUY else 10**18
-
-    def _reseed(self, row) -> int:
-        "Set the levels that came into view (worse than the old edge) to the snapshot's volume; returns how many changed."
-        n = 0
-        for side in (BUY, SELL):
-            old, new = self.edge[side], self._edge(row, side)
-            worse = (lambda p: new <= p < old) if side == BUY else (lambda p: old < p <= new)
-            want = dict(_snapshot_levels(row, side))
-            l2 = self.ob.l2(self.ob.n_ticks)
-            have = dict(zip(*(l2[:2] if side == BUY else l2[2:])))
-            for p in sorted({p for p in (*want, *have) if worse(p)}):
-                d = want.get(p, 0) - int(have.get(p, 0))
-                if d > 0: self._add_placeholder(side, p, d)
-                elif d < 0: self._remove_lots(side, p, -d)
-                n += d != 0
-            self.edge[side] = new
-        return n
-
-    def _remove_lots(self, side, price, lots):
-        "Take `lots` off a level: from its placeholder first, then from its newest orders."
-        ph = self.ph.get((side, price))
-        if ph is not None and self.ob.order(ph) is not None: lots -= self.ob.cancel(ph, lots, owner=PLACEHOLDER)
-        if lots > 0:
-            l3 = self.ob.l3()
-            for oid, owner in l3[(l3.side == side) & (l3.price == price)][["order_id", "owner"]].values[::-1]:
-                if lots <= 0: break
-                lots -= self.ob.cancel(int(oid), lots, owner=int(owner))
-
-    def _target(self, oid, side, price):
-        "Our (order id, owner) for a LOBSTER id, or the placeholder at its level for an id never seen."
-        if oid in self.ids and self.ob.order(self.ids[oid]) is not None: return self.ids[oid], 0
-        self.stats["unknown_id_events"] += 1
-        return self.ph.get((side, price), -1), PLACEHOLDER
-
-    def step(self, k: int):
-        "Apply message k."
-        _, typ, oid, size, price, side = self.msgs[k]
-        typ, oid, size, side, price = int(typ), int(oid), int(size), int(side), int(price) // LOBSTER_TICK
-        if typ == 1:
-            a = self.ob.limit(side, price, size)
-            self.ids[oid] = a.order_id
-            self.stats["bad_fills"] += len(a.fills)
-        elif typ in (2, 3):
-            our, owner = self._target(oid, side, price)
-            self.ob.cancel(our, size, owner=owner)
-        elif typ == 4:
-            our, owner = self._target(oid, side, price)
-            a = self.ob.ioc(-side, price, size, owner=-2)
-            bad = sum(f.maker != our or f.price != price for f in a.fills) + (a.filled != size)
-            if bad and os.environ.get("SERL_DEBUG"): print(k, self.msgs[k], our, a, self.ob.l3().query("price == @price"))
-            self.stats["bad_fills"] += bad
-        else: self.stats["ignored"] += 1
-
-    def run(self) -> dict:
-        "Replay messages 2..n; our book and LOBSTER's after each, and which match."
-        n = len(self.msgs); ours = np.zeros((n - 1, 4 * self.depth), np.int64)
-        for k in range(1, n):
-            self.step(k)
-            n = self._reseed(self.books[k])
-            self.stats["reseeded_levels"] += n; self.stats["reseeded_steps"] += n > 0
-            ours[k - 1] = _l2_row(self.ob, self.depth)
-        theirs = self.books[1:]
-        return dict(ours=ours, theirs=theirs, match=(ours == theirs).all(1), stats=self.stats)
-
-def replay_lobster(folder=None) -> dict:
-    "Replay the LOBSTER sample in `folder` (default `lobster_dir()`); see `LobsterReplay.run`."
-    folder = folder or lobster_dir()
-    if folder is None: raise SerlError("LOBSTER sample not found: set SERL_LOBSTER_DIR or put it at <repo>/../shared/data/lobster")
-    return LobsterReplay(*load_lobster(folder)).run()
 
 # %% ../../nbs/03_lob.ipynb #3abf1a8e
 def _resting_book(n: int, n_ticks: int = 1 << 16) -> OrderBook:
