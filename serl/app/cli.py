@@ -12,8 +12,7 @@ from pathlib import Path
 from ..core import SerlError, SCALES, repo_root
 
 # %% auto #0
-__all__ = ['EXPERIMENTS', 'DEFAULT_DATASETS', 'BENCHMARKS', 'dataset_slug', 'run_experiment', 'write_summary', 'run_bench',
-           'main']
+__all__ = ['EXPERIMENTS', 'DEFAULT_DATASETS', 'BENCHMARKS', 'run_experiment', 'write_summary', 'run_bench', 'main']
 
 # %% ../../nbs/90_cli.ipynb #b5f2a3a7
 EXPERIMENTS = {"main_table": "main_table.ipynb",    # experiment name -> notebook in nbs/experiments
@@ -21,18 +20,13 @@ EXPERIMENTS = {"main_table": "main_table.ipynb",    # experiment name -> noteboo
 DEFAULT_DATASETS = ("spy", "yahoo-1m", "synthetic-nasdaq100", "synthetic-csi100")
 
 # %% ../../nbs/90_cli.ipynb #6bab7874
-def dataset_slug(dataset: str) -> str:
-    "Folder name for a dataset (user files become `user-<stem>`)."
-    if ":" in dataset: return "user-" + Path(dataset.split(":", 1)[1]).stem
-    return dataset
-
 def run_experiment(name: str = "main_table", dataset: str = "spy", scale: str = "smoke", seed: int = 0,
                    out_dir: str | Path | None = None, progress: bool = True, **params) -> Path:
     "Execute experiment notebook `name` for `dataset` at `scale` (extra `params` go to its parameters cell); returns the executed notebook."
     import papermill as pm
     if name not in EXPERIMENTS: raise SerlError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
     if scale not in SCALES: raise SerlError(f"unknown scale {scale!r}; choose one of {SCALES}")
-    from serl.market.data import check_dataset_name
+    from serl.market.data import check_dataset_name, dataset_slug
     check_dataset_name(dataset)
     root = repo_root()
     out = Path(out_dir or root/"reports").resolve()/dataset_slug(dataset)
@@ -66,7 +60,7 @@ def write_summary(out_dir: str | Path | None = None, experiment: str = "main_tab
 
 # %% ../../nbs/90_cli.ipynb #0f5a3cc9
 BENCHMARKS = {"static": "serl.agent.envs:bench_static", "lob": "serl.market.lob:bench_lob", "dynamic": "serl.market.sim:bench_market",
-              "ppo": "serl.agent.ppo:bench_ppo", "data": "serl.market.data:bench_data", "metrics": "serl.market.metrics:bench_bootstrap"}
+              "ppo": "serl.agent.hybrid:bench_ppo", "data": "serl.market.data:bench_data", "metrics": "serl.market.metrics:bench_bootstrap"}
 
 def run_bench(name: str) -> dict:
     "Run benchmark `name` and return its figures."
