@@ -14,9 +14,10 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 # %% auto #0
-__all__ = ['SCALES', 'SerlError', 'DataConfig', 'EnvConfig', 'ExperimentConfig', 'config_to_dict', 'config_from_dict',
-           'save_config', 'load_config', 'scale_config', 'rng', 'seed_everything', 'get_device', 'cache_dir',
-           'repo_root', 'sha256_file', 'RunRecords', 'progress']
+__all__ = ['SCALES', 'EXECUTION_PPO', 'SCALE_PRESETS', 'SerlError', 'DataConfig', 'EnvConfig', 'ExperimentConfig',
+           'config_to_dict', 'config_from_dict', 'save_config', 'load_config', 'scale_preset', 'execution_ppo',
+           'scale_config', 'rng', 'seed_everything', 'get_device', 'cache_dir', 'repo_root', 'sha256_file',
+           'RunRecords', 'progress']
 
 # %% ../nbs/00_core.ipynb #8a3fc315
 class SerlError(ValueError):
@@ -94,18 +95,52 @@ def load_config(path, cls=None):
 # %% ../nbs/00_core.ipynb #1ec8fe47
 SCALES = ("smoke", "quick", "paper")
 
+# PPO hyper-parameters of every order-execution learner (serl.agent.learned, SE-RL's inner loop in serl.loop.evolve);
+# a scale's `ppo` row overrides some. Keyword arguments of serl.agent.ppo.PPOConfig.
+EXECUTION_PPO = dict(n_epochs=4, minibatch_size=256, lr=3e-4, gamma=1.0, gae_lambda=0.95, ent_coef=0.0, hidden=(64, 64))
+
+SCALE_PRESETS = {
+    "smoke": dict(synthetic_instruments=10, synthetic_days=60,      # synthetic universes only; real data keeps every stock-day
+                  seeds=2, serl_seeds=1, n_bootstrap=500, dynamic_orders=8,
+                  ppo={},                                           # overrides of EXECUTION_PPO
+                  learned={},                                       # LearnedConfig overrides (its defaults are the smoke budget)
+                  evolve=dict(iterations=2, K=2, designers=("reward", "scenario"), repair_rounds=0, max_new_tokens=128,
+                              n_updates=6, static_num_envs=128, dynamic_num_envs=2, dynamic_n_steps=4, val_orders=32,
+                              eval_every=2, imagine_days=6)),       # EvolveConfig overrides
+    "quick": dict(synthetic_instruments=30, synthetic_days=250,
+                  seeds=3, serl_seeds=None, n_bootstrap=1000, dynamic_orders=64,
+                  ppo={},
+                  learned=dict(num_envs=256, n_updates=400, eval_every=25, ppo=dict(minibatch_size=512)),
+                  evolve=dict(iterations=4, K=4, n_updates=40, static_num_envs=256, dynamic_num_envs=8, val_orders=128,
+                              eval_every=5)),
+    "paper": dict(synthetic_instruments=100, synthetic_days=500,
+                  seeds=5, serl_seeds=None, n_bootstrap=2000, dynamic_orders=None,
+                  ppo=dict(n_epochs=10, hidden=(128, 128)),
+                  learned=dict(num_envs=512, n_updates=2000, eval_every=50, ppo=dict(minibatch_size=512)),
+                  evolve=dict(iterations=10, K=8, max_new_tokens=400, n_updates=300, static_num_envs=1024, dynamic_num_envs=16,
+                              val_orders=None, eval_every=10, workers=8, train_wall_s=7200)),
+}
+
+def scale_preset(scale: str) -> dict:
+    "The row of `SCALE_PRESETS` for `scale` (a deep copy)."
+    if scale not in SCALES: raise SerlError(f"unknown scale {scale!r}; choose one of {SCALES}")
+    import copy
+    return copy.deepcopy(SCALE_PRESETS[scale])
+
+def execution_ppo(scale: str, **overrides) -> dict:
+    "The execution PPO settings at `scale` (`PPOConfig` keyword arguments): `EXECUTION_PPO`, the scale's `ppo` row, then `overrides`."
+    return {**EXECUTION_PPO, **scale_preset(scale)["ppo"], **overrides}
+
 def scale_config(scale: str = "smoke", dataset: str = "spy", seed: int = 0) -> ExperimentConfig:
     "The `ExperimentConfig` preset for `scale` on `dataset`."
-    if scale not in SCALES: raise SerlError(f"unknown scale {scale!r}; choose one of {SCALES}")
+    row = scale_preset(scale)
     synth = dataset.startswith("synthetic-")
-    n_inst = {"smoke": 10, "quick": 30, "paper": 100}[scale] if synth else None
-    n_days = {"smoke": 60, "quick": 250, "paper": 500}[scale] if synth else None
-    n_seeds = {"smoke": 2, "quick": 3, "paper": 5}[scale]
+    n_inst = row["synthetic_instruments"] if synth else None
+    n_days = row["synthetic_days"] if synth else None
     return ExperimentConfig(scale=scale, data=DataConfig(dataset=dataset, n_instruments=n_inst, n_days=n_days),
                             env=EnvConfig(step_minutes=30),    # the experiments' decision interval: 30 minutes, every method
-                            seeds=tuple(seed + i for i in range(n_seeds)),
-                            n_bootstrap={"smoke": 500, "quick": 1000, "paper": 2000}[scale],
-                            dynamic_orders={"smoke": 8, "quick": 64, "paper": None}[scale])
+                            seeds=tuple(seed + i for i in range(row["seeds"])),
+                            n_bootstrap=row["n_bootstrap"], dynamic_orders=row["dynamic_orders"])
 
 # %% ../nbs/00_core.ipynb #d7fdbda6
 def rng(seed: int | None) -> np.random.Generator:

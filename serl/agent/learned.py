@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 from torch.distributions import Categorical
 
-from ..core import SerlError, EnvConfig, DataConfig, rng, seed_everything, progress, config_to_dict, config_from_dict
+from ..core import (SerlError, EnvConfig, DataConfig, SCALES, EXECUTION_PPO, scale_preset, execution_ppo, rng, seed_everything,
+                       progress, config_to_dict, config_from_dict)
 from .envs import VecExecutionEnv, evaluate, UNFILLED_PENALTY_BPS, terminal_pa_reward
 from ..market.data import make_orders
 from .baselines import Policy
@@ -148,7 +149,7 @@ class Buffer:
 # %% ../../nbs/08_learned_baselines.ipynb #5d9d505c
 @dataclass
 class LearnedConfig:
-    "Budget and method settings of the learned baselines (one per scale, see `LEARNED_SCALES`)."
+    "Budget and method settings of the learned baselines; the defaults are the smoke budget (scales: `learned_config`)."
     step_minutes: int = 30            # env decision interval used for training and evaluation
     num_envs: int = 128               # episodes per rollout (one lock-step batch)
     n_updates: int = 150              # rollouts = PPO updates per learner
@@ -160,8 +161,7 @@ class LearnedConfig:
     halop_min_width: float = 0.2      # narrowest range, as a fraction of the whole grid
     macmic_interval: int = 3          # env steps per macro interval
     torch_threads: int | None = 1     # torch intra-op threads while training (small nets: 1 is fastest; None: leave as is)
-    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(n_epochs=4, minibatch_size=256, lr=3e-4, gamma=1.0,
-                                                             gae_lambda=0.95, ent_coef=0.0))
+    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(**EXECUTION_PPO))   # serl.core.EXECUTION_PPO
 
     def check(self):
         for k in ("step_minutes", "num_envs", "n_updates", "eval_every", "orders_per_day", "macmic_interval"):
@@ -391,18 +391,12 @@ def load_learned(path) -> LearnedPolicy:
     return pol
 
 # %% ../../nbs/08_learned_baselines.ipynb #6959fb50
-LEARNED_SCALES = {
-    "smoke": LearnedConfig(),
-    "quick": LearnedConfig(num_envs=256, n_updates=400, eval_every=25,
-                           ppo=PPOConfig(n_epochs=4, minibatch_size=512, lr=3e-4, gamma=1.0, gae_lambda=0.95)),
-    "paper": LearnedConfig(num_envs=512, n_updates=2000, eval_every=50,
-                           ppo=PPOConfig(n_epochs=10, minibatch_size=512, lr=3e-4, gamma=1.0, gae_lambda=0.95, hidden=(128, 128))),
-}
-
 def learned_config(scale: str = "smoke") -> LearnedConfig:
-    "The `LearnedConfig` of `scale` (a fresh copy)."
-    if scale not in LEARNED_SCALES: raise SerlError(f"unknown scale {scale!r}; choose one of {list(LEARNED_SCALES)}")
-    return config_from_dict(LearnedConfig, config_to_dict(LEARNED_SCALES[scale]))
+    "The `LearnedConfig` of `scale` (a fresh copy): the `learned` row of `serl.core.SCALE_PRESETS`, PPO from `serl.core.execution_ppo`."
+    row = scale_preset(scale)["learned"]
+    return config_from_dict(LearnedConfig, {**row, "ppo": execution_ppo(scale, **row.get("ppo", {}))})
+
+LEARNED_SCALES = {s: learned_config(s) for s in SCALES}   # the resolved presets, for reading (learned_config gives copies)
 
 def train_learned_baselines(train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvConfig, scale: str = "smoke",
                             seed: int = 0, run_dir=None, cfg: LearnedConfig | None = None,

@@ -10,10 +10,11 @@ import argparse, importlib, os, sys, time
 from pathlib import Path
 
 from ..core import SerlError, SCALES, repo_root
+from ..market.data import dataset_slug
 
 # %% auto #0
-__all__ = ['EXPERIMENTS', 'REPORT_FOLDERS', 'DEFAULT_DATASETS', 'BENCHMARKS', 'dataset_slug', 'experiment_folder',
-           'run_experiment', 'write_experiment_config', 'write_summary', 'run_bench', 'main']
+__all__ = ['EXPERIMENTS', 'REPORT_FOLDERS', 'DEFAULT_DATASETS', 'BENCHMARKS', 'experiment_folder', 'run_experiment',
+           'write_experiment_config', 'write_summary', 'run_bench', 'main']
 
 # %% ../../nbs/90_cli.ipynb #b5f2a3a7
 EXPERIMENTS = {"main_table": "main_table.ipynb",    # experiment name -> notebook in nbs/experiments
@@ -25,11 +26,6 @@ REPORT_FOLDERS = {"market": "market", "ppo_reference": "ppo_reference", "hybrid_
 DEFAULT_DATASETS = ("spy", "yahoo-1m", "synthetic-nasdaq100", "synthetic-csi100")
 
 # %% ../../nbs/90_cli.ipynb #6bab7874
-def dataset_slug(dataset: str) -> str:
-    "Folder name for a dataset (user files become `user-<stem>`)."
-    if ":" in dataset: return "user-" + Path(dataset.split(":", 1)[1]).stem
-    return dataset
-
 def experiment_folder(name: str, dataset: str | None = None, out_dir: str | Path | None = None) -> Path:
     "The output folder of experiment `name`: `<out_dir>/<dataset>/` per dataset, `<out_dir>/<REPORT_FOLDERS[name]>/` without one."
     if name not in EXPERIMENTS: raise SerlError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
@@ -93,7 +89,7 @@ def write_summary(out_dir: str | Path | None = None, experiment: str = "main_tab
 
 # %% ../../nbs/90_cli.ipynb #0f5a3cc9
 BENCHMARKS = {"static": "serl.agent.envs:bench_static", "lob": "serl.market.lob:bench_lob", "dynamic": "serl.market.sim:bench_market",
-              "ppo": "serl.agent.ppo:bench_ppo", "data": "serl.market.data:bench_data", "metrics": "serl.market.metrics:bench_bootstrap"}
+              "ppo": "serl.agent.hybrid:bench_ppo", "data": "serl.market.data:bench_data", "metrics": "serl.market.metrics:bench_bootstrap"}
 
 def run_bench(name: str) -> dict:
     "Run benchmark `name` and return its figures."

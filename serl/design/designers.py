@@ -89,7 +89,8 @@ def ppo_score(payload: dict, reward_fn=None, make_network=None) -> dict:
     import torch
     from serl.market.data import load_dataset, make_orders
     from serl.agent.envs import VecExecutionEnv, terminal_pa_reward
-    from serl.agent.ppo import PPOConfig, LockstepAutoReset, train, validation_pa, env_reward
+    from serl.agent.ppo import PPOConfig, LockstepAutoReset, train, env_reward
+    from serl.agent.hybrid import validation_pa
     from serl.agent.learned import ShapedPAReward
     p = score_payload(**{k: v for k, v in payload.items() if k in SCORE_BUDGET})
     t0, seed = time.perf_counter(), int(p["seed"])

@@ -14,17 +14,18 @@ import numpy as np
 import pandas as pd
 
 from ..core import SerlError, RunRecords, DataConfig, EnvConfig, config_to_dict, config_from_dict, cache_dir, progress, seed_everything
+from ..core import SCALES, EXECUTION_PPO, scale_preset, execution_ppo
 from ..design.designers import Candidate, Designer
 from ..design.sandbox import Sandbox, Limits, KINDS, Verdict, extract_code
 
 RESTORED = Verdict(True, "runtime", "validated earlier in this run")   # verdict of a component restored from the run state
 
 # %% auto #0
-__all__ = ['RESTORED', 'SINGLE_KINDS', 'MULTI_KINDS', 'DESIGNED_KINDS', 'SETTINGS', 'EVOLVE_SCALES', 'TRAIN_TASK',
-           'MA_TRAIN_TASK', 'EvolveConfig', 'evolve_config', 'inner_configs', 'candidate_payload', 'training_panel',
-           'train_candidate', 'ma_split', 'agent_pas', 'ma_env', 'fit_agents', 'train_multiagent_candidate',
-           'multiagent_baselines', 'training_limits', 'WorkerPool', 'split_result', 'policy_from_result',
-           'make_designers', 'pick', 'TrainedCandidate', 'SelfEvolvingRun', 'run_serl']
+__all__ = ['RESTORED', 'SINGLE_KINDS', 'MULTI_KINDS', 'DESIGNED_KINDS', 'SETTINGS', 'INNER_PPO_FIELDS', 'EVOLVE_SCALES',
+           'TRAIN_TASK', 'MA_TRAIN_TASK', 'EvolveConfig', 'evolve_config', 'inner_configs', 'candidate_payload',
+           'training_panel', 'train_candidate', 'ma_split', 'agent_pas', 'ma_env', 'fit_agents',
+           'train_multiagent_candidate', 'multiagent_baselines', 'training_limits', 'WorkerPool', 'split_result',
+           'policy_from_result', 'make_designers', 'pick', 'TrainedCandidate', 'SelfEvolvingRun', 'run_serl']
 
 # %% ../../nbs/18_evolve.ipynb #785cc40c
 SINGLE_KINDS = ("reward", "network", "scenario")          # one execution agent: LLM4Reward, LLM4Agent, LLM4Imagine
@@ -50,7 +51,7 @@ class EvolveConfig:
     epsilon: float = 0.05             # bps: an EMA gain below this is no improvement
     patience: int = 2                 # iterations in a row without improvement before stopping
     workers: int = 2                  # sandboxed training workers running at once
-    # inner loop (serl.agent.ppo.train_hybrid) budget of every candidate
+    # inner loop (serl.agent.hybrid.train_hybrid) budget of every candidate
     mode: str = "adaptive"            # static | dynamic | fixed | adaptive
     n_updates: int = 8
     static_num_envs: int = 128
@@ -82,17 +83,15 @@ class EvolveConfig:
         if bad: raise SerlError(f"EvolveConfig.designers: kind(s) {bad} not designed in the {self.setting!r} setting; choose from {SETTINGS[self.setting]}")
         if not 0 <= self.imagine_ratio < 1: raise SerlError(f"EvolveConfig.imagine_ratio must be in [0, 1), got {self.imagine_ratio}")
         if self.repair_rounds < 0: raise SerlError(f"EvolveConfig.repair_rounds must be >= 0, got {self.repair_rounds}")
-        from serl.agent.ppo import HYBRID_MODES
+        from serl.agent.hybrid import HYBRID_MODES
         if self.mode not in HYBRID_MODES: raise SerlError(f"EvolveConfig.mode must be one of {HYBRID_MODES}, got {self.mode!r}")
         return self
 
-EVOLVE_SCALES = {
-    "smoke": EvolveConfig(iterations=2, K=2, designers=("reward", "scenario"), repair_rounds=0, max_new_tokens=128, n_updates=6, static_num_envs=128,
-                          dynamic_num_envs=2, dynamic_n_steps=4, val_orders=32, eval_every=2, imagine_days=6),
-    "quick": EvolveConfig(iterations=4, K=4, n_updates=40, static_num_envs=256, dynamic_num_envs=8, val_orders=128, eval_every=5),
-    "paper": EvolveConfig(iterations=10, K=8, max_new_tokens=400, n_updates=300, static_num_envs=1024, dynamic_num_envs=16,
-                          n_epochs=10, hidden=(128, 128), val_orders=None, eval_every=10, workers=8, train_wall_s=7200),
-}
+INNER_PPO_FIELDS = ("n_epochs", "lr", "hidden")        # the EvolveConfig fields that are execution-PPO settings
+
+# the presets: the `evolve` row of serl.core.SCALE_PRESETS, the PPO fields from serl.core.execution_ppo(scale)
+EVOLVE_SCALES = {s: config_from_dict(EvolveConfig, {**scale_preset(s)["evolve"], **{k: execution_ppo(s)[k] for k in INNER_PPO_FIELDS}})
+                 for s in SCALES}
 
 def _tuples(c: EvolveConfig) -> EvolveConfig:
     c.designers, c.hidden, c.ma_days = tuple(c.designers), tuple(c.hidden), tuple(c.ma_days)
@@ -107,12 +106,13 @@ def evolve_config(scale: str = "smoke", **overrides) -> EvolveConfig:
 # %% ../../nbs/18_evolve.ipynb #fbad26c7
 def inner_configs(cfg: EvolveConfig, seed: int):
     "The `PPOConfig` and `HybridConfig` of one candidate's inner training."
-    from serl.agent.ppo import PPOConfig, HybridConfig
+    from serl.agent.ppo import PPOConfig
+    from serl.agent.hybrid import HybridConfig
     h = HybridConfig(mode=cfg.mode, static_num_envs=cfg.static_num_envs, dynamic_num_envs=cfg.dynamic_num_envs,
                      dynamic_n_steps=cfg.dynamic_n_steps, max_updates=cfg.n_updates, eval_every=cfg.eval_every,
                      val_orders=cfg.val_orders, patience=10**6)
-    p = PPOConfig(total_steps=10**12, n_steps=1, n_epochs=cfg.n_epochs, minibatch_size=256, lr=cfg.lr, gamma=1.0,
-                  gae_lambda=0.95, ent_coef=0.0, hidden=tuple(cfg.hidden), seed=seed, device="cpu")
+    p = PPOConfig(**{**EXECUTION_PPO, **{k: getattr(cfg, k) for k in INNER_PPO_FIELDS}, "hidden": tuple(cfg.hidden)},   # serl.core.EXECUTION_PPO
+                  total_steps=10**12, n_steps=1, seed=seed, device="cpu")
     return p, h
 
 def candidate_payload(cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: EnvConfig, seed: int, network_code: str | None = None,
@@ -154,7 +154,7 @@ def train_candidate(code: str, kind: str, payload: dict) -> dict:
     import torch
     from serl.design.sandbox import load_component, _entry, static_check, ContractError
     from serl.market.data import load_dataset
-    from serl.agent.ppo import train_hybrid
+    from serl.agent.hybrid import train_hybrid
     if kind != "reward": raise ContractError(f"train_candidate: kind must be 'reward', got {kind!r}")
     _worker_threading()
     env = os.environ; os.environ = dict(env, SERL_CACHE=payload["cache"])    # a plain dict: the worker's audit hook refuses os.putenv
@@ -606,7 +606,7 @@ class SelfEvolvingRun:
     def policy(self, candidate: TrainedCandidate | None = None):
         "The deterministic policy of the best (or given) candidate: `policy(obs, env) -> actions`, with `.agent` and `.env_cfg`."
         from serl.agent.envs import obs_dim
-        from serl.agent.ppo import ppo_policy
+        from serl.agent.hybrid import ppo_policy
         if self.cfg.setting != "single": raise SerlError("policy: this run is multi-agent; use .test_multiagent()")
         t = candidate or self.best
         with np.load(t.weights_file) as z: w = {k[2:]: z[k] for k in z.files if k.startswith("w:")}

