@@ -4,7 +4,8 @@ import pytest
 
 from serl.core import SerlError
 from serl.market.data import generate_synthetic
-from serl.market.sim import MarketSim, default_profiles, validate_profiles, simulate_days, tracking_report
+from serl.market.sim import MarketSim, default_profiles, validate_profiles
+from serl.market.facts import simulate_days, tracking_report
 
 
 def test_market_end_to_end():
@@ -33,7 +34,7 @@ def test_market_end_to_end():
 
 def test_cost_calibration_on_simulator():
     "The static env's cost model fitted on isolated child orders: positive half-spread and impact, costs grow with size."
-    from serl.market.sim import calibrate_cost_model
+    from serl.market.facts import calibrate_cost_model
     panel = generate_synthetic("synthetic-nasdaq100", 2, 1, seed=3)
     cal = calibrate_cost_model(panel, [0, 1], participations=(0.02, 0.3), minutes=(60, 120, 240), seeds=(0,))
     assert cal["half_spread_bps"] > 0 and cal["impact_bps"] > 0 and cal["n"] >= 6

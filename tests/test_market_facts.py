@@ -6,7 +6,7 @@ import pytest
 
 from serl.core import DataConfig
 from serl.market.data import load_dataset
-from serl.market.sim import simulate_days, stylised_facts, tracking_report, metaorder_impact, impact_exponent
+from serl.market.facts import simulate_days, stylised_facts, tracking_report, metaorder_impact, impact_exponent
 
 
 @pytest.fixture(scope="module")

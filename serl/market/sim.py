@@ -21,8 +21,7 @@ from .lob import kernel, BookArrays, new_book_arrays, submit_nb, cancel_nb, modi
 __all__ = ['NOISE', 'INFORMED', 'MOMENTUM', 'MARKET_MAKER', 'LATENT', 'AGENT_TYPES', 'O_EVENTS', 'O_MSGS', 'O_VOL', 'O_VAL',
            'O_OPEN', 'O_HIGH', 'O_LOW', 'O_CLOSE', 'O_DROPPED', 'EXEC_OWNER', 'Agent', 'NoiseTrader', 'InformedTrader',
            'MomentumTrader', 'MarketMaker', 'LatentTrader', 'validate_profiles', 'default_profiles', 'MarketConfig',
-           'MarketSim', 'lots_per_minute', 'simulate_days', 'tracking_report', 'stylised_facts', 'metaorder_impact',
-           'impact_exponent', 'child_order_costs', 'calibrate_cost_model', 'bench_market']
+           'MarketSim', 'lots_per_minute', 'bench_market']
 
 # %% ../../nbs/04_market.ipynb #77889fc6
 NOISE, INFORMED, MOMENTUM, MARKET_MAKER, LATENT = 0, 1, 2, 3, 4
@@ -596,112 +595,6 @@ def lots_per_minute(agents) -> float:
     if not v > 0: raise SerlError("profiles: this population trades nothing (0 lots per minute on a flat $100 day), so no "
                                   "lot size can be calibrated; add a taker (noise with p_market > 0, informed or momentum)")
     return v
-
-# %% ../../nbs/04_market.ipynb #daa2efc7
-def simulate_days(panel, rows, profiles=None, cfg: MarketConfig | None = None, seed: int = 0) -> dict:
-    "Whole simulated days without an execution agent: (B, n_bars) arrays of the tape, mid and volume."
-    rows = np.asarray(rows, np.int64); n = int(panel.n_bars[rows].min())
-    sim = MarketSim(panel, profiles, cfg, n_agents=0, seed=seed); sim.reset(rows, np.zeros(len(rows), np.int64))
-    z = np.zeros((len(rows), 0)); R = [sim.step_minute(z, z) for _ in range(n)]
-    return {k: np.stack([r[k] for r in R], 1) for k in ("open", "high", "low", "close", "mid", "volume", "value")} | {"n_bars": n}
-
-def tracking_report(panel, rows, sim: dict) -> "pd.DataFrame":
-    "Per day: simulated vs historical VWAP (error in bps), mid-to-close deviation, volume ratio and correlation."
-    import pandas as pd
-    n = sim["n_bars"]; rows = np.asarray(rows)
-    typ, hv, cl = panel.typical[rows, :n], panel.volume[rows, :n], panel.close[rows, :n]
-    hist_vwap = (typ * hv).sum(1) / hv.sum(1); sim_vwap = sim["value"].sum(1) / sim["volume"].sum(1)
-    return pd.DataFrame({"row": rows, "date": panel.date[rows], "hist_vwap": hist_vwap, "sim_vwap": sim_vwap,
-                         "vwap_err_bps": 1e4 * (sim_vwap / hist_vwap - 1),
-                         "mid_dev_sd_bps": 1e4 * (sim["mid"] / cl - 1).std(1),
-                         "volume_ratio": sim["volume"].sum(1) / hv.sum(1),
-                         "volume_corr": [np.corrcoef(a, b)[0, 1] for a, b in zip(sim["volume"], hv)]})
-
-def _acf(x: np.ndarray, lag: int = 1) -> float:
-    x = x - x.mean(); return float((x[lag:] * x[:-lag]).sum() / (x * x).sum())
-
-def stylised_facts(mid: np.ndarray, skip: int = 5) -> dict:
-    "1-minute log returns of mids (B, T): excess kurtosis, lag-1 autocorrelation, its 2/sqrt(n) band, |r| autocorrelation."
-    r = np.diff(np.log(mid), axis=1)[:, skip:]
-    r = r - r.mean(1, keepdims=True)                  # per-day means removed (the days are different stocks-days)
-    x = r.ravel(); n = x.size
-    return dict(n=n, sd_bps=float(1e4 * x.std()), excess_kurtosis=float(((x - x.mean())**4).mean() / x.var()**2 - 3),
-                acf1=float(np.mean([_acf(v) for v in r])), band=float(2 / math.sqrt(n)),
-                abs_acf1=float(np.mean([_acf(np.abs(v)) for v in r])))
-
-# %% ../../nbs/04_market.ipynb #8b0aab51
-def metaorder_impact(panel, rows, fractions, window: int = 10, after: int = 20, start: int = 60, seeds=(0,),
-                     profiles=None, cfg: MarketConfig | None = None) -> "pd.DataFrame":
-    """Mean impact (bps) of buy metaorders of `fractions` x the window's historical volume, spread evenly over
-    `window` minutes from bar `start`; paired with a no-agent twin (same seeds), so impact = mid(agent) - mid(twin)."""
-    import pandas as pd
-    rows = np.repeat(np.asarray(rows, np.int64), len(seeds)); sd = np.tile(np.asarray(seeds), len(rows) // len(seeds))
-    st = np.full(len(rows), start)
-    hv = panel.volume[rows, start:start + window].sum(1)
-    def run(frac):
-        paths = []
-        for s in np.unique(sd):
-            m = sd == s
-            sim = MarketSim(panel, profiles, cfg, n_agents=1, seed=int(s)); sim.reset(rows[m], st[m])
-            m0 = sim.mid
-            q = frac * hv[m] / window; out = []
-            for t in range(window + after):
-                out.append(sim.step_minute(((q if t < window else 0 * q))[:, None], np.ones((m.sum(), 1)))["mid"])
-            paths.append(1e4 * (np.stack(out, 1) / m0[:, None] - 1))
-        return np.concatenate(paths)
-    base = run(0.0); recs = []
-    for f in fractions:
-        d = run(f) - base
-        recs.append(dict(fraction=f, impact_bps=d[:, window - 1].mean(), se_bps=d[:, window - 1].std() / math.sqrt(len(d)),
-                         after_bps=d[:, -1].mean(), n=len(d)))
-    return pd.DataFrame(recs)
-
-def impact_exponent(df) -> float:
-    "Log-log slope of mean impact on metaorder size (sizes with positive mean impact)."
-    ok = df.impact_bps > 0
-    return float(np.polyfit(np.log(df.fraction[ok]), np.log(df.impact_bps[ok]), 1)[0])
-
-# %% ../../nbs/04_market.ipynb #8cdcb859
-def child_order_costs(panel, rows, participations, minutes=(60, 180, 300), seeds=(0,), profiles=None,
-                      cfg: MarketConfig | None = None) -> "pd.DataFrame":
-    """Cost (bps) of single child market orders of `participations` x the minute's historical volume, sent at `minutes`
-    of each day of `rows` into an otherwise agent-free market, against that minute's VWAP in the no-agent twin."""
-    import pandas as pd
-    R = np.repeat(np.asarray(rows, np.int64), len(minutes)); M = np.tile(np.asarray(minutes, np.int64), len(R) // len(minutes))
-    V = panel.volume[R, M]; recs = []
-    for s in seeds:
-        def run(x, side):
-            sim = MarketSim(panel, profiles, cfg, n_agents=1, seed=int(s)); sim.reset(R, M)
-            q = np.floor(x * V / sim.unit + 1e-9) * sim.unit                   # whole simulator units
-            return sim.step_minute(q[:, None], np.full((len(R), 1), side))
-        twin = run(0.0, 1)
-        ok0 = (twin["volume"] > 0) & (V > 0)
-        for x in participations:
-            for side in (1, -1):
-                r = run(x, side); f = r["fill"][:, 0]; ok = ok0 & (f > 0)
-                px = r["fill_value"][ok, 0] / f[ok]
-                recs.append(pd.DataFrame(dict(participation=x, side=side, seed=s, row=R[ok], minute=M[ok], fill=f[ok],
-                                              fill_share=f[ok] / V[ok],
-                                              cost_bps=side * 1e4 * (px / (twin["value"][ok] / twin["volume"][ok]) - 1))))
-    return pd.concat(recs, ignore_index=True)
-
-def calibrate_cost_model(panel, rows, participations=(0.005, 0.01, 0.02, 0.05, 0.1), minutes=(60, 180, 300), seeds=(0, 1),
-                         profiles=None, cfg: MarketConfig | None = None) -> dict:
-    """The static env's cost model fitted on isolated child orders in the simulated market (see the text):
-    `half_spread_bps`, `impact_bps` (exponent 1/2), the free-exponent fit, and the per-participation mean costs."""
-    df = child_order_costs(panel, rows, participations, minutes, seeds, profiles, cfg)
-    if len(df) < 3: raise SerlError(f"calibrate_cost_model: only {len(df)} child orders filled on {panel.name}; use more rows or larger participations")
-    x, y = df.fill_share.to_numpy(), df.cost_bps.to_numpy()
-    def fit(g):
-        A = np.c_[np.ones_like(x), x ** g]; coef = np.linalg.lstsq(A, y, rcond=None)[0]
-        return coef, float(((A @ coef - y) ** 2).sum())
-    (h, eta), _ = fit(0.5)                                           # c = h + eta sqrt(f / V)
-    grid = np.round(np.arange(0.1, 1.51, 0.01), 2); sse = [fit(g)[1] for g in grid]
-    g = float(grid[int(np.argmin(sse))]); (hf, ef), _ = fit(g)
-    table = df.groupby("participation").agg(fill_share=("fill_share", "mean"), cost_bps=("cost_bps", "mean"),
-                                            se_bps=("cost_bps", lambda v: v.std() / math.sqrt(len(v))), n=("cost_bps", "size"))
-    return dict(half_spread_bps=float(h), impact_bps=float(eta), exponent_free=g, half_spread_bps_free=float(hf),
-                impact_bps_free=float(ef), n=len(df), table=table.reset_index())
 
 # %% ../../nbs/04_market.ipynb #e47f9d15
 def _bench_day(p, B: int, n_agents: int, minutes: int, seed: int):

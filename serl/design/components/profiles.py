@@ -12,8 +12,8 @@ import numpy as np
 
 from ...core import SerlError
 from ...market.data import Panel, generate_synthetic
-from ...market.sim import (AGENT_TYPES, MarketConfig, MarketSim, default_profiles, simulate_days, stylised_facts,
-                         validate_profiles)
+from ...market.sim import AGENT_TYPES, MarketConfig, MarketSim, default_profiles, validate_profiles
+from ...market.facts import simulate_days, stylised_facts
 from ..designers import Designer
 
 # %% auto #0
