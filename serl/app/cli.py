@@ -55,11 +55,11 @@ def run_experiment(name: str = "main_table", dataset: str | None = None, scale: 
                         kernel_name="python3", cwd=str(root), progress_bar=progress)
     return dest
 
-def write_experiment_config(out: str | Path, experiment: str, **config) -> Path:
-    "Write `<out>/config.json` for an experiment whose settings are plain values or dataclasses (`{type, experiment, serl_version, config}`)."
+def write_experiment_config(out: str | Path, experiment: str, filename: str = "config.json", **config) -> Path:
+    "Write `<out>/<filename>` for an experiment whose settings are plain values or dataclasses (`{type, experiment, serl_version, config}`)."
     import dataclasses, json
     from serl import __version__
-    path = Path(out)/"config.json"
+    path = Path(out)/filename
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"type": "experiment", "experiment": experiment, "serl_version": __version__, "config": config},
                                indent=2,
