@@ -138,7 +138,7 @@ OUTPUT_FORMAT = ("Reply with exactly one ```python code block that defines the c
 
 class Designer:
     "Base LLM designer of one component `kind`: prompt, K samples, sandboxed validation, bounded repair, sandboxed scoring, fallback."
-    kind: str = "reward"
+    kind: str = ""                    # a name in serl.design.kinds.KINDS (set by each subclass)
     name: str = "designer"
     goal: str = ""
     context: str = ("We train an order-execution agent with PPO. Each episode liquidates or acquires one parent order over "

@@ -183,5 +183,5 @@ def profiles():
 
 KIND = Kind("profiles", {"profiles": 0}, contract="def profiles() -> list of agent-parameter dicts accepted by "
             "serl.market.sim.validate_profiles (each dict has 'type' and every field of that type's SCHEMA).", example=_PROFILES_EX,
-            check=check_profiles, recheck=recheck_profiles, words=("profile", "agent"), setting="multi", slot="profiles",
+            check=check_profiles, recheck=recheck_profiles, words=("profile", "agent"), setting="multi", slot="population",
             absent="none", designer=ProfilingDesigner)
