@@ -79,8 +79,10 @@ def as_spec(x) -> Spec:
     "`x` if it is a `Spec`, else its `.spec` (a `serl.design.kinds.Kind`), else a `Spec` from a dict (the worker's request)."
     if isinstance(x, dict): return Spec(**{**x, "preload": tuple(x.get("preload", ()))})
     x = getattr(x, "spec", x)
-    if not isinstance(x, Spec): raise SerlError(f"expected a sandbox Spec (or an object with .spec), got {type(x).__name__}")
-    return x
+    if isinstance(x, Spec): return x
+    if all(hasattr(x, f.name) for f in dataclasses.fields(Spec)):   # a Spec of another copy of this module (a notebook's)
+        return Spec(**{f.name: getattr(x, f.name) for f in dataclasses.fields(Spec)})
+    raise SerlError(f"expected a sandbox Spec (or an object with .spec), got {type(x).__name__}")
 
 # %% ../../nbs/10_sandbox.ipynb #36970ebe
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
