@@ -292,7 +292,6 @@ def run(self: SelfEvolvingRun) -> "SelfEvolvingRun":
 
 # %% ../../nbs/18_evolve.ipynb #4ee8cce1
 @patch(as_prop=True)
-@patch
 def history(self: SelfEvolvingRun) -> pd.DataFrame:
     "One row per finished iteration: best/mean validation PA, best so far, valid rates, EMA, seconds."
     return pd.DataFrame([{k: v for k, v in r.items() if k not in ("dek", "valid_by_kind")} for r in self.log])
