@@ -104,7 +104,7 @@ SCALE_PRESETS = {
                   seeds=2, serl_seeds=1, n_bootstrap=500, dynamic_orders=8,
                   ppo={},                                           # overrides of EXECUTION_PPO
                   learned={},                                       # LearnedConfig overrides (its defaults are the smoke budget)
-                  evolve=dict(iterations=2, K=2, designers=("reward", "scenario"), repair_rounds=0, max_new_tokens=128,
+                  evolve=dict(iterations=2, K=2, repair_rounds=0, max_new_tokens=128,
                               n_updates=6, static_num_envs=128, dynamic_num_envs=2, dynamic_n_steps=4, val_orders=32,
                               eval_every=2, imagine_days=6)),       # EvolveConfig overrides
     "quick": dict(synthetic_instruments=30, synthetic_days=250,

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serl.design.sandbox import KINDS, Limits, Sandbox, adversarial_cases, run_attack, run_in_sandbox, static_check, validate
+from serl.design.kinds import KINDS
+from serl.design.sandbox import Limits, Sandbox, adversarial_cases, run_attack, run_in_sandbox, static_check, validate
 
 SECRET = "SERL_SANDBOX_SECRET"
 
@@ -28,7 +29,7 @@ CASES = adversarial_cases("SENTINEL", "CWD")
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_good_components_pass(sb, kind):
-    v = validate(KINDS[kind].example, kind, sandbox=sb)
+    v = validate(KINDS[kind].example, KINDS[kind], sandbox=sb)
     assert v.ok and v.stage == "runtime", v.message
 
 
@@ -37,7 +38,7 @@ def test_attack_is_stopped(sb, target, monkeypatch, i):
     monkeypatch.setenv(SECRET, "hunter2-" + os.urandom(4).hex())
     cwd_before = sorted(os.listdir(Path.cwd()))
     attack = adversarial_cases(target / "sentinel.txt", target, SECRET)[i]
-    run_attack(attack, sb)
+    run_attack(attack, KINDS[attack.kind], sb)
     assert (target / "sentinel.txt").read_text() == "untouched"
     assert sorted(os.listdir(target)) == ["sentinel.txt"]
     assert sorted(os.listdir(Path.cwd())) == cwd_before
@@ -45,13 +46,13 @@ def test_attack_is_stopped(sb, target, monkeypatch, i):
 
 
 def test_one_shot_and_static_refusal_needs_no_worker():
-    v = run_in_sandbox("import os\ndef reward(b): return b['fill']", "reward")
+    v = run_in_sandbox("import os\ndef reward(b): return b['fill']", KINDS["reward"])
     assert not v.ok and v.stage == "static" and v.reason == "import" and v.seconds < 1
-    v = run_in_sandbox(KINDS["scenario"].example.strip("`").removeprefix("python\n"), "scenario", payload={"n_minutes": 30})
+    v = run_in_sandbox(KINDS["scenario"].example.strip("`").removeprefix("python\n"), KINDS["scenario"], payload={"n_minutes": 30})
     assert v.ok and v.details["prices"].shape == (30,)
 
 
 def test_worker_recovers_after_a_timeout(sb):
-    v = sb.run("def reward(b):\n    while True: pass", "reward", limits=Limits(wall_s=1.5, cpu_s=30))
+    v = sb.run("def reward(b):\n    while True: pass", KINDS["reward"], limits=Limits(wall_s=1.5, cpu_s=30))
     assert not v.ok and v.reason in ("timeout", "cpu")
-    assert sb.run("def reward(b):\n    return b['fill'] * 0.0", "reward").ok
+    assert sb.run("def reward(b):\n    return b['fill'] * 0.0", KINDS["reward"]).ok

@@ -8,7 +8,7 @@ import pytest
 
 from serl.core import SCALES, SCALE_PRESETS, EXECUTION_PPO, scale_config, scale_preset, execution_ppo, config_to_dict, SerlError
 from serl.agent.learned import learned_config, LearnedConfig
-from serl.loop.evolve import evolve_config, inner_configs
+from serl.loop.inner import evolve_config, inner_configs
 
 HERE = Path(__file__).parent
 EXPECTED = json.loads((HERE / "scale_presets_expected.json").read_text())
@@ -53,7 +53,7 @@ def test_unknown_keys_rejected(monkeypatch):
     monkeypatch.setitem(serl.core.SCALE_PRESETS, "smoke", {**bad, "learned": {}})
     with pytest.raises(SerlError, match="lr_x"): learned_config("smoke")
     from serl.core import config_from_dict
-    from serl.loop.evolve import EvolveConfig
+    from serl.loop.inner import EvolveConfig
     with pytest.raises(SerlError, match="iteratons"): config_from_dict(EvolveConfig, {**SCALE_PRESETS["quick"]["evolve"], "iteratons": 2})
 
 

@@ -15,15 +15,17 @@ import numpy as np
 import pandas as pd
 
 from ..core import SerlError, rng, progress, repo_root
-from .llm import LLM, HFLLM, SamplingParams, logprob_tensors, torch_threads, _encode_pairs
+from .llm import LLM, HFLLM, SamplingParams, logprob_tensors, torch_threads, encode_pairs
 from .designers import Candidate
-from .sandbox import KINDS, extract_code
+from .sandbox import extract_code
+from .kinds import KINDS, words as kind_words
+from .components.reward import LLM4Reward         # the LLE experiment's designer
 from .sandbox import Verdict
 
 # %% auto #0
-__all__ = ['ENTRY_KEYS', 'COMPONENT_WORDS', 'REWRITE_PROMPT', 'ADAPTER', 'EXPERIMENT_REWARDS', 'EXPERIMENT_GOALS', 'entry_rank',
-           'InstructionBuffer', 'check_instruction', 'HLE', 'shared_prompt_logprob', 'reset_adapters', 'LLE',
-           'tiny_llm', 'DEK', 'lle_experiment', 'summarize_lle', 'write_lle_report', 'bench_lle']
+__all__ = ['ENTRY_KEYS', 'REWRITE_PROMPT', 'ADAPTER', 'EXPERIMENT_REWARDS', 'EXPERIMENT_GOALS', 'entry_rank', 'InstructionBuffer',
+           'check_instruction', 'HLE', 'shared_prompt_logprob', 'reset_adapters', 'LLE', 'tiny_llm', 'DEK',
+           'lle_experiment', 'summarize_lle', 'write_lle_report', 'bench_lle']
 
 # %% ../../nbs/17_dek.ipynb #5bdbda44
 ENTRY_KEYS = ("designer", "instruction", "prompt", "code", "score", "ok", "feedback", "iteration")
@@ -98,9 +100,6 @@ class InstructionBuffer:
         self.entries = {k: [dict(e, score=_finite(e["score"])) for e in v] for k, v in d["entries"].items()}
 
 # %% ../../nbs/17_dek.ipynb #dd56cfdf
-COMPONENT_WORDS = {"reward": ("reward",), "network": ("network", "module", "policy"), "communication": ("message", "communicat"),
-                   "profiles": ("profile", "agent"), "scenario": ("scenario", "price")}
-
 def _norm(t: str) -> str: return " ".join(str(t).split())
 
 def check_instruction(text: str, kind: str, incumbent: str = "", min_chars: int = 40, max_chars: int = 800) -> tuple[str, str]:
@@ -116,8 +115,8 @@ def check_instruction(text: str, kind: str, incumbent: str = "", min_chars: int 
     elif len(t) > max_chars: why = f"too long ({len(t)} > {max_chars} characters)"
     elif sum(c.isprintable() and ord(c) < 128 for c in t) < 0.95 * len(t): why = "mostly non-ASCII text"
     elif len(words) < 6 or len(set(words)) < 0.35 * len(words): why = "repetitive or not prose"
-    elif not any(w in t.lower() for w in COMPONENT_WORDS.get(kind, (kind,))):
-        why = f"does not mention the {kind} (one of {COMPONENT_WORDS.get(kind, (kind,))})"
+    elif not any(w in t.lower() for w in kind_words(kind)):
+        why = f"does not mention the {kind} (one of {kind_words(kind)})"
     elif t == _norm(incumbent): why = "unchanged"
     else: why = ""
     return t, why
@@ -288,7 +287,7 @@ def _lora_layers(model):
 def shared_prompt_logprob(model, tokenizer, prompt, completions, chat: bool | None = None):
     "Differentiable summed log p of several completions of one prompt (and token counts), the prompt run once and its KV cache shared."
     import torch
-    pairs = _encode_pairs(tokenizer, [prompt] * len(completions), list(completions), chat)
+    pairs = encode_pairs(tokenizer, [prompt] * len(completions), list(completions), chat)
     p, cs = pairs[0][0], [c for _, c in pairs]
     dev = next(model.parameters()).device
     B, Lc = len(cs), max(len(c) for c in cs)
@@ -457,7 +456,6 @@ def tiny_llm(seed: int = 0, path=None, vocab_size: int = 512, hidden_size: int =
     from transformers import PreTrainedTokenizerFast, LlamaConfig, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
     from serl.design.designers import Designer, OUTPUT_FORMAT
-    from serl.design.sandbox import KINDS
     corpus = [Designer.context, OUTPUT_FORMAT, REWRITE_PROMPT] + [k.contract for k in KINDS.values()] + [k.example for k in KINDS.values()]
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer, tk.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
@@ -542,7 +540,7 @@ class DEK:
 
 # %% ../../nbs/17_dek.ipynb #d202e37c
 EXPERIMENT_REWARDS = {
-    "shortfall+env": extract_code(KINDS["reward"].example) + "\n",   # the designers' hand-written default
+    "shortfall+env": extract_code(KINDS[LLM4Reward.kind].example) + "\n",   # the designers' hand-written default
     "vwap_gap+env": '''import torch
 
 def reward(batch):
@@ -762,10 +760,9 @@ def bench_lle(n: int = 4, llm=None) -> dict:
     import torch
     from serl.design.llm import embedded_llm
     from serl.design.components.reward import LLM4Reward
-    from serl.design.sandbox import KINDS
     torch.set_num_threads(1)
     t0 = time.perf_counter(); llm = llm or embedded_llm(threads=1); load_s = time.perf_counter() - t0
-    prompt, comp = LLM4Reward(llm, score=False).build_prompt(), KINDS["reward"].example
+    prompt, comp = LLM4Reward(llm, score=False).build_prompt(), KINDS[LLM4Reward.kind].example
     samples = [(prompt, comp, float(i)) for i in range(n)]
     rss0, out = _rss_mb(), dict(model=llm.name, device=getattr(llm, "device", "?"), load_s=round(load_s, 2), samples=n,
                                 prompt_tokens=len(llm.tokenizer(prompt).input_ids), completion_tokens=len(llm.tokenizer(comp).input_ids))

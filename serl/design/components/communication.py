@@ -15,12 +15,13 @@ from ...core import SerlError, DataConfig, EnvConfig
 from ...market.data import generate_synthetic
 from ...agent.envs import MultiAgentExecutionEnv, NoMessage, MeanMessage, group_orders, PRIVATE_FEATURES
 from ..designers import Designer, CandidateBuffer, ScriptedLLM
-from ..sandbox import KINDS, Limits, Sandbox, extract_code
+from ..sandbox import Limits, Sandbox, extract_code, seed_numba_cache, load_component, entry_points, ContractError, as_np, same
+from ..kinds import Kind
 
 # %% auto #0
-__all__ = ['COMM_BUDGET', 'COMM_TASK', 'COMM_PRELOAD', 'FnComm', 'comm_payload', 'comm_setup', 'tilt_action', 'mean_pa',
-           'fit_tilt', 'comm_gain', 'score_communication', 'seed_numba_cache', 'comm_sandbox', 'CommunicationDesigner',
-           'play_episode']
+__all__ = ['COMM_BUDGET', 'COMM_TASK', 'COMM_PRELOAD', 'KIND', 'FnComm', 'comm_payload', 'comm_setup', 'tilt_action', 'mean_pa',
+           'fit_tilt', 'comm_gain', 'score_communication', 'warm_comm', 'comm_sandbox', 'CommunicationDesigner',
+           'check_communication', 'play_episode']
 
 # %% ../../../nbs/14_llm4communication.ipynb #81fcccbc
 class FnComm:
@@ -101,39 +102,19 @@ def comm_gain(comm, payload: dict | None = None) -> dict:
 # %% ../../../nbs/14_llm4communication.ipynb #cacb439f
 def score_communication(code: str, kind: str, payload: dict) -> dict:
     "Sandbox task: check the communication contract of `code`, then `comm_gain` with it (runs in the worker)."
-    from serl.design.sandbox import load_component, _entry, _check_communication
-    message, aggregate = _entry(load_component(code, kind), kind)
-    info = _check_communication((message, aggregate), {"seed": payload.get("seed", 0)})
+    message, aggregate = entry_points(load_component(code, kind), KIND)
+    info = check_communication((message, aggregate), {"seed": payload.get("seed", 0)})
     t0 = time.perf_counter()
     res = comm_gain(FnComm(message, aggregate, info["dim"]), {k: v for k, v in payload.items() if k in COMM_BUDGET})
     return {**info, **res, "score_s": time.perf_counter() - t0}
 
 COMM_TASK = "serl.design.components.communication:score_communication"
-COMM_PRELOAD = "serl.design.components.communication:warm_worker"
+COMM_PRELOAD = "serl.design.components.communication:warm_comm"
 
-def seed_numba_cache() -> int:
-    "Copy serl's compiled numba kernels (the package's `__pycache__`) into this process's `NUMBA_CACHE_DIR` so they load instead of recompiling; files copied."
-    import glob, hashlib, shutil, serl
-    root = os.environ.get("NUMBA_CACHE_DIR")
-    if not root: return 0
-    n = 0
-    for cache in glob.glob(os.path.join(os.path.dirname(os.path.abspath(serl.__file__)), "**", "__pycache__"), recursive=True):
-        src = os.path.dirname(cache)                                  # numba's _UserProvidedCacheLocator layout, one per folder:
-        dst = os.path.join(os.path.abspath(root), f"{os.path.basename(src)}_{hashlib.sha1(src.encode()).hexdigest()}")
-        files = glob.glob(os.path.join(cache, "*.nb[ic]"))
-        if files: os.makedirs(dst, exist_ok=True)
-        for f in files: shutil.copy2(f, dst)
-        n += len(files)
-    return n
-
-def __getattr__(name: str):
-    "PEP 562: resolving `warm_worker` (the sandbox preload `COMM_PRELOAD`) loads/compiles the market kernels in this process once."
-    if name == "warm_worker":
-        seed_numba_cache()                                          # trusted: runs in the worker server, before any job
-        comm_gain(MeanMessage(), comm_payload(n_days=2, train_groups=1, cem_iters=0))
-        globals()["warm_worker"] = comm_gain
-        return comm_gain
-    raise AttributeError(f"module 'serl.design.components.communication' has no attribute {name!r}")
+def warm_comm():
+    "Warm-up of a communication worker (the sandbox preload `COMM_PRELOAD`): load serl's compiled kernels, then one tiny `comm_gain` compiles the rest."
+    seed_numba_cache()                                              # trusted: runs in the worker server, before any job
+    return comm_gain(MeanMessage(), comm_payload(n_days=2, train_groups=1, cem_iters=0))
 
 def comm_sandbox(limits: Limits | None = None) -> Sandbox:
     "A started `Sandbox` whose worker has the order-book kernels compiled (numba cannot compile under the audit hook)."
@@ -163,12 +144,59 @@ class CommunicationDesigner(Designer):
     def build_prompt(self, context=None, examples=None) -> str:
         return super().build_prompt(context, examples).replace("validation PA in bps", "PA gain over no communication, bps")
 
+# %% ../../../nbs/14_llm4communication.ipynb #e732f1fb
+def check_communication(fs, payload: dict) -> dict:
+    "The communication contract: `message` on two observations gives finite 1-D vectors of one length (at most `max_message_dim`), `aggregate` of one and two messages a vector of one fixed length; inputs untouched, deterministic."
+    from serl.agent.envs import obs_dim as env_obs_dim
+    message, aggregate = fs
+    o, maxd = int(payload.get("obs_dim", env_obs_dim(EnvConfig()))), int(payload.get("max_message_dim", 64))
+    g = np.random.default_rng(payload.get("seed", 0))
+    obs = [g.normal(size=o).astype(np.float32) for _ in range(2)]
+    def vec(x, what):
+        v = as_np(x, what)
+        if v.ndim != 1: raise ContractError(f"{what}: must return a 1-D vector, got shape {v.shape}")
+        if v.size > maxd: raise ContractError(f"{what}: vector of length {v.size}; the limit is {maxd}")
+        if not np.isfinite(v).all(): raise ContractError(f"{what}: returned non-finite values")
+        return v.astype(np.float32)
+    msgs = []
+    for ob in obs:
+        keep = ob.copy()
+        m1, m2 = vec(message(ob), "message"), vec(message(ob.copy()), "message")
+        if not same(ob, keep): raise ContractError("message: modified its input obs in place")
+        if not same(m1, m2): raise ContractError("message: two calls on the same obs differ (must be deterministic)")
+        msgs.append(m1)
+    if msgs[0].shape != msgs[1].shape: raise ContractError(f"message: lengths differ between observations ({msgs[0].size} vs {msgs[1].size})")
+    aggs = []
+    for ms in ([msgs[0]], msgs):
+        arg = [m.copy() for m in ms]
+        agg = vec(aggregate(arg), "aggregate")
+        if len(arg) != len(ms) or not all(same(x, y) for x, y in zip(arg, ms)): raise ContractError("aggregate: modified its input messages")
+        aggs.append(agg)
+    if aggs[0].shape != aggs[1].shape:
+        raise ContractError(f"aggregate: length depends on the number of messages ({aggs[0].size} for 1, {aggs[1].size} for 2)")
+    if not same(vec(aggregate([m.copy() for m in msgs]), "aggregate"), aggs[1]): raise ContractError("aggregate: not deterministic")
+    return dict(message_dim=int(msgs[0].size), dim=int(aggs[0].size))
+
+_COMM_EX = '''```python
+import numpy as np
+
+def message(obs):
+    return np.asarray(obs[-5:], dtype=np.float32)      # my private state
+
+def aggregate(messages):
+    return np.mean(np.stack(messages), axis=0).astype(np.float32)
+```'''
+
+KIND = Kind("communication", {"message": 1, "aggregate": 1}, contract="def message(obs: np.ndarray (obs_dim,)) -> 1-D float vector; "
+            "def aggregate(messages: list of message vectors) -> 1-D float vector of a fixed length.", example=_COMM_EX,
+            check=check_communication, words=("message", "communicat"), setting="multi", slot="code", absent="none",
+            designer=CommunicationDesigner)
+
 # %% ../../../nbs/14_llm4communication.ipynb #ba8b0dbe
 def play_episode(code: str, kind: str, payload: dict) -> dict:
     "Sandbox task: one multi-agent episode (group `payload['group']`) with the candidate's communication and TWAP agents."
-    from serl.design.sandbox import load_component, _entry, _check_communication
-    message, aggregate = _entry(load_component(code, kind), kind)
-    info = _check_communication((message, aggregate), {})
+    message, aggregate = entry_points(load_component(code, kind), KIND)
+    info = check_communication((message, aggregate), {})
     p = comm_payload(**{k: v for k, v in payload.items() if k in COMM_BUDGET})
     panel, orders, cfg = comm_setup(p)
     env = MultiAgentExecutionEnv(panel, orders, p["n_agents"], cfg, comm=FnComm(message, aggregate, info["dim"]), seed=p["seed"])

@@ -6,17 +6,21 @@ Docs: https://serl-dev.github.io/serl/llm4agent.html.md"""
 
 # %% ../../../nbs/13_llm4agent.ipynb #284ad97d
 from __future__ import annotations
+from ...core import EnvConfig, SerlError
+from ...agent.envs import obs_dim as env_obs_dim
+from ...agent.ppo import check_network as ppo_check_network
 from ..designers import Designer, worker_ppo_score
-from ..sandbox import load_component, _entry, ContractError
+from ..sandbox import load_component, entry_points, ContractError
+from ..kinds import Kind
 
 # %% auto #0
-__all__ = ['train_network_candidate', 'LLM4Agent']
+__all__ = ['KIND', 'train_network_candidate', 'LLM4Agent', 'check_network']
 
 # %% ../../../nbs/13_llm4agent.ipynb #97a26ca5
 def train_network_candidate(code: str, kind: str, payload: dict) -> dict:
     "Trusted sandbox task: load the network class (in the worker), train PPO with it on synthetic data from the payload's seed; the validation PA as `score`."
     if kind != "network": raise ContractError(f"train_network_candidate: kind must be 'network', got {kind!r}")
-    cls = _entry(load_component(code, kind), kind)
+    cls = entry_points(load_component(code, kind), KIND)
     return worker_ppo_score(payload, make_network=lambda o, a: cls(o, a))
 
 class LLM4Agent(Designer):
@@ -28,3 +32,66 @@ class LLM4Agent(Designer):
             "Keep it small (a few thousand parameters), make alpha and beta positive (e.g. 1 + softplus), and return "
             "the value with shape (B,).")
     score_task = "serl.design.components.network:train_network_candidate"
+
+# %% ../../../nbs/13_llm4agent.ipynb #3f96676d
+def check_network(cls, payload: dict) -> dict:
+    "The network contract: built twice under one seed (identical), parameters within budget, `serl.agent.ppo.check_network`, Beta log-prob + value loss with finite non-zero gradients everywhere."
+    import torch
+    import torch.nn as nn
+    o, a = int(payload.get("obs_dim", env_obs_dim(EnvConfig()))), int(payload.get("act_dim", 1))
+    seed, B = int(payload.get("seed", 0)), int(payload.get("batch", 8))
+    nets = []
+    for _ in range(2):
+        torch.manual_seed(seed)
+        net = cls(o, a)
+        if not isinstance(net, nn.Module): raise ContractError(f"network: {cls.__name__}(obs_dim, act_dim) is not an nn.Module")
+        nets.append(net)
+    net = nets[0]
+    n_params = sum(p.numel() for p in net.parameters())
+    if n_params == 0: raise ContractError("network: has no parameters")
+    if n_params > payload.get("max_params", 2_000_000): raise ContractError(f"network: {n_params} parameters; the limit is {payload.get('max_params', 2_000_000)}")
+    try: ppo_check_network(net, o, a)
+    except SerlError as e: raise ContractError(str(e)) from None
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(B, o, generator=g); keep = obs.clone()
+    alpha, beta, value = net(obs)
+    if not torch.equal(obs, keep): raise ContractError("network: forward modified its input obs in place")
+    for name_, t in (("alpha", alpha), ("beta", beta)):
+        if not torch.isfinite(t).all() or not (t > 0).all(): raise ContractError(f"network: {name_} must be finite and > 0 on a random batch (min {t.min().item():.4g})")
+    if alpha.dtype != torch.float32: raise ContractError(f"network: outputs must be float32, got {alpha.dtype}")
+    act = torch.rand(B, a, generator=g) * 0.9 + 0.05
+    loss = -torch.distributions.Beta(alpha, beta).log_prob(act).sum(-1).mean() + value.pow(2).mean()
+    loss.backward()
+    params = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    none = [n for n, p in params if p.grad is None]
+    if none: raise ContractError(f"network: no gradient reaches parameters {none[:5]} (unused layers or a detached path)")
+    bad = [n for n, p in params if not torch.isfinite(p.grad).all()]
+    if bad: raise ContractError(f"network: non-finite gradients in {bad[:5]}")
+    gnorm = float(torch.sqrt(sum((p.grad.double() ** 2).sum() for _, p in params)))
+    if gnorm == 0: raise ContractError("network: all gradients are zero")
+    with torch.no_grad():
+        if not all(torch.equal(x, y) for x, y in zip(nets[0](keep), nets[1](keep))):
+            raise ContractError("network: two networks built under the same torch seed disagree (must be deterministic)")
+    return dict(n_params=n_params, grad_norm=gnorm, obs_dim=o, act_dim=a, entry=cls.__name__)
+
+_NETWORK_EX = '''```python
+import torch
+import torch.nn as nn
+
+class Policy(nn.Module):
+    def __init__(self, obs_dim, act_dim, hidden=32):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh())
+        self.ab = nn.Linear(hidden, 2 * act_dim)
+        self.v = nn.Linear(hidden, 1)
+
+    def forward(self, obs):
+        h = self.body(obs)
+        a, b = self.ab(h).clamp(max=10.0).chunk(2, dim=-1)
+        return 1 + a.exp(), 1 + b.exp(), self.v(h).squeeze(-1)
+```'''
+
+KIND = Kind("network", {}, module_class=True, contract="class ...(nn.Module) with __init__(self, obs_dim, act_dim) whose forward(obs (B, obs_dim)) "
+            "returns (alpha (B, act_dim) > 0, beta (B, act_dim) > 0, value (B,)), the Beta policy and the critic; "
+            "every parameter must get a finite gradient.", example=_NETWORK_EX, check=check_network,
+            words=("network", "module", "policy"), setting="single", slot="network_code", absent="none", smoke=False, designer=LLM4Agent)

@@ -15,10 +15,14 @@ from ...market.data import Panel, generate_synthetic
 from ...market.sim import AGENT_TYPES, MarketConfig, MarketSim, default_profiles, validate_profiles
 from ...market.facts import simulate_days, stylised_facts
 from ..designers import Designer
+from ..sandbox import ContractError, resolve
+from ..kinds import Kind
+import copy
 
 # %% auto #0
-__all__ = ['market_realism', 'short_panel', 'score_panel', 'profile_diversity', 'profile_market_score', 'schema_text',
-           'profiles_code', 'ProfilingDesigner']
+__all__ = ['DEFAULT_VALIDATOR', 'KIND', 'market_realism', 'short_panel', 'score_panel', 'profile_diversity',
+           'profile_market_score', 'schema_text', 'profiles_code', 'ProfilingDesigner', 'check_profiles',
+           'recheck_profiles']
 
 # %% ../../../nbs/15_llm4profiling.ipynb #7ffefed1
 def _profile_corr(v: np.ndarray, ref: np.ndarray) -> float:
@@ -137,3 +141,47 @@ class ProfilingDesigner(Designer):
         return r["score"], r
 
     def default_code(self) -> str: return profiles_code(default_profiles())
+
+    def job_part(self, code: str, seed: int, cfg) -> list[dict]:
+        "A training job carries the validated profile list (data), not the code."
+        return self.profiles(code)
+
+# %% ../../../nbs/15_llm4profiling.ipynb #680a7723
+DEFAULT_VALIDATOR = "serl.market.sim:validate_profiles"
+
+def _jsonable(x, what: str):
+    try: return json.loads(json.dumps(x, allow_nan=False, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
+    except (TypeError, ValueError) as e: raise ContractError(f"{what}: not JSON-serialisable: {e}") from None
+
+def check_profiles(f, payload: dict) -> dict:
+    "The profiles contract: a JSON-able list of at most `max_agents` dicts, the same twice, accepted by the payload's validator (default `DEFAULT_VALIDATOR`)."
+    maxn = int(payload.get("max_agents", 64))
+    validator = resolve(payload.get("validator", DEFAULT_VALIDATOR))
+    runs = []
+    for _ in range(2):
+        p = f()
+        if not isinstance(p, (list, tuple)): raise ContractError(f"profiles: must return a list of dicts, got {type(p).__name__}")
+        if len(p) > maxn: raise ContractError(f"profiles: {len(p)} agents; the limit is {maxn}")
+        runs.append(_jsonable(list(p), "profiles"))
+    if runs[0] != runs[1]: raise ContractError("profiles: two calls returned different lists (must be deterministic)")
+    try: validator(copy.deepcopy(runs[0]))
+    except SerlError as e: raise ContractError(str(e)) from None
+    return dict(profiles=runs[0], n_agents=len(runs[0]))
+
+def recheck_profiles(payload: dict, details: dict):
+    "Parent side: the payload's validator on the list the worker returned (data only)."
+    try: resolve(payload.get("validator", DEFAULT_VALIDATOR))(copy.deepcopy(details.get("profiles")))
+    except SerlError as e: raise ContractError(str(e)) from None
+
+_PROFILES_EX = '''```python
+def profiles():
+    return [dict(type="noise", rate=50.0, p_market=0.3, size_min=1, size_alpha=1.7, size_max=400,
+                 depth_max=15, depth_shape=1.0, cancel_rate=0.25),
+            dict(type="market_maker", rate=6.0, half_spread=1.0, levels=6, level_size=2, size_slope=5,
+                 follow=1.0, value_weight=0.1, skew=8.0, skew_power=0.5, max_inventory=1500)]
+```'''
+
+KIND = Kind("profiles", {"profiles": 0}, contract="def profiles() -> list of agent-parameter dicts accepted by "
+            "serl.market.sim.validate_profiles (each dict has 'type' and every field of that type's SCHEMA).", example=_PROFILES_EX,
+            check=check_profiles, recheck=recheck_profiles, words=("profile", "agent"), setting="multi", slot="population",
+            absent="none", designer=ProfilingDesigner)

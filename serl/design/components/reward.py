@@ -6,17 +6,21 @@ Docs: https://serl-dev.github.io/serl/llm4reward.html.md"""
 
 # %% ../../../nbs/12_llm4reward.ipynb #3986f8a4
 from __future__ import annotations
+import numpy as np
+
+from ...agent.envs import FIELDS
 from ..designers import Designer, worker_ppo_score
-from ..sandbox import load_component, _entry, ContractError
+from ..sandbox import load_component, entry_points, ContractError, same
+from ..kinds import Kind
 
 # %% auto #0
-__all__ = ['train_reward_candidate', 'LLM4Reward']
+__all__ = ['KIND', 'train_reward_candidate', 'LLM4Reward', 'sample_reward_batch', 'check_reward']
 
 # %% ../../../nbs/12_llm4reward.ipynb #bbd35c4f
 def train_reward_candidate(code: str, kind: str, payload: dict) -> dict:
     "Trusted sandbox task: load the reward candidate (in the worker), train PPO with it on synthetic data from the payload's seed; the validation PA as `score`."
     if kind != "reward": raise ContractError(f"train_reward_candidate: kind must be 'reward', got {kind!r}")
-    return worker_ppo_score(payload, reward_fn=_entry(load_component(code, kind), kind))
+    return worker_ppo_score(payload, reward_fn=entry_points(load_component(code, kind), KIND))
 
 class LLM4Reward(Designer):
     "The reward designer: `reward(batch) -> (B,)` candidates, scored by PPO validation PA (training in the sandbox)."
@@ -26,3 +30,68 @@ class LLM4Reward(Designer):
             "filling the whole order by the end) so that PPO learns a high PA. Use torch operations on the whole batch, "
             "handle the NaN prices before the first fill (torch.nan_to_num) and never modify the batch.")
     score_task = "serl.design.components.reward:train_reward_candidate"
+
+# %% ../../../nbs/12_llm4reward.ipynb #f2a32c39
+def sample_reward_batch(B: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
+    "Realistic reward inputs: one float64 array (B,) per `serl.agent.envs.FIELDS` name plus `env_reward`; row 0 has no fill yet."
+    g = np.random.default_rng(seed)
+    n_steps = 10
+    t = g.integers(0, n_steps, B); t[0] = 0
+    qty = g.integers(10, 50, B) * 100.0
+    side = g.choice([-1.0, 1.0], B)
+    arrival = 100.0 * np.exp(g.normal(0, 0.01, B))
+    px = lambda: arrival * (1 + g.normal(0, 1e-3, B))
+    exec_qty = np.floor(qty * g.uniform(0.2, 1.0, B) * (t + 1) / n_steps); exec_qty[0] = 0
+    fill = np.minimum(exec_qty, np.floor(qty * g.uniform(0, 0.2, B))); fill[0] = 0
+    mkt_volume = g.uniform(1e4, 1e5, B) * (t + 1)
+    mkt_value = mkt_volume * px()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = np.where(exec_qty > 0, exec_qty * px() / exec_qty, np.nan)
+    done = (t == n_steps - 1).astype(float)
+    x = dict(fill=fill, fill_value=fill * px(), exec_qty=exec_qty, exec_value=np.nan_to_num(avg) * exec_qty, avg_price=avg,
+             mkt_volume=mkt_volume, mkt_value=mkt_value, vwap_so_far=mkt_value / mkt_volume, quantity=qty,
+             remaining=qty - exec_qty, time_left=1 - (t + 1) / n_steps, side=side, arrival=arrival, done=done)
+    x["vwap_so_far"][0] = np.nan
+    assert tuple(x) == FIELDS, "sample_reward_batch is out of date with serl.agent.envs.FIELDS"
+    x["env_reward"] = np.where(done > 0, g.normal(0, 5, B), 0.0)
+    return x
+
+def check_reward(f, payload: dict) -> dict:
+    "The reward contract on `sample_reward_batch` (B=16 and B=1), twice each: a finite float tensor (B,), input untouched, deterministic."
+    import torch
+    out = {}
+    for B in (int(payload.get("batch", 16)), 1):
+        xs = sample_reward_batch(B, payload.get("seed", 0))
+        runs = []
+        for _ in range(2):
+            batch = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in xs.items()}
+            keep = {k: v.clone() for k, v in batch.items()}
+            r = f(batch)
+            changed = sorted(set(batch) ^ set(keep)) or [k for k in keep if not (torch.is_tensor(batch[k]) and same(batch[k].numpy(), keep[k].numpy()))]
+            if changed: raise ContractError(f"reward: modified its input batch (fields {changed[:4]}); never write into batch")
+            if not torch.is_tensor(r): raise ContractError(f"reward: must return a torch.Tensor, got {type(r).__name__}")
+            if tuple(r.shape) != (B,): raise ContractError(f"reward: returned shape {tuple(r.shape)}, expected ({B},) for a batch of {B}")
+            if not r.is_floating_point(): raise ContractError(f"reward: returned dtype {r.dtype}, expected a floating dtype")
+            bad = (~torch.isfinite(r)).nonzero().flatten().tolist()
+            if bad: raise ContractError(f"reward: non-finite values at rows {bad[:5]} (e.g. {r[bad[0]].item()}); note avg_price/vwap_so_far are NaN before the first fill")
+            runs.append(r.detach().double().numpy())
+        if not same(*runs): raise ContractError("reward: two calls on the same batch gave different rewards (must be deterministic)")
+        out[f"mean_B{B}"] = float(runs[0].mean())
+    return out
+
+_REWARD_EX = '''```python
+import torch
+
+def reward(batch):
+    "Implementation shortfall of this step's fills against arrival, in bps of the order, plus the env reward."
+    side, arrival, qty = batch["side"], batch["arrival"], batch["quantity"]
+    fill_px = torch.nan_to_num(batch["fill_value"] / batch["fill"].clamp(min=1e-9))
+    gain = side * (arrival - fill_px) / arrival * batch["fill"] / qty * 1e4
+    return torch.where(batch["fill"] > 0, gain, torch.zeros_like(gain)) + batch["env_reward"]
+```'''
+
+KIND = Kind("reward", {"reward": 1}, contract="def reward(batch: dict[str, torch.Tensor]) -> torch.Tensor of shape (B,): "
+            "batch holds float32 tensors of shape (B,) named serl.agent.envs.FIELDS plus 'env_reward'; avg_price and "
+            "vwap_so_far are NaN before the first fill; the result must be finite.", example=_REWARD_EX,
+            check=check_reward, sample=sample_reward_batch, words=("reward",), setting="single", slot="code", absent="example",
+            designer=LLM4Reward)

@@ -13,30 +13,71 @@ import numpy as np
 
 from ...core import SerlError, DataConfig, EnvConfig, rng
 from ...market.data import Panel, Orders, make_orders, reference_volume, generate_synthetic
-from ..sandbox import check_scenario_arrays, extract_code, KINDS, ContractError
+from ..sandbox import extract_code, ContractError, load_component, entry_points, as_np, same
+from ..kinds import Kind
 from .profiles import market_realism, short_panel
 from ..designers import Designer
 
 # %% auto #0
-__all__ = ['IMAGINE_TASK', 'DEFAULT_SCENARIO', 'IMAGINED_PREFIX', 'imagine_days', 'imagined_panel', 'is_imagined',
-           'concat_panels', 'mix_panels', 'mixed_batch', 'ImagineDesigner']
+__all__ = ['IMAGINE_TASK', 'DEFAULT_SCENARIO', 'IMAGINED_PREFIX', 'KIND', 'check_scenario_arrays', 'check_scenario',
+           'recheck_scenario', 'imagine_days', 'imagined_panel', 'is_imagined', 'concat_panels', 'mix_panels',
+           'mixed_batch', 'ImagineDesigner']
 
 # %% ../../../nbs/16_llm4imagine.ipynb #b9041fe0
+def check_scenario_arrays(prices, volumes, n: int, what: str = "scenario"):
+    "Raise a `ContractError` unless prices/volumes are float arrays of length n, finite, prices > 0, volumes >= 0."
+    for name, a in (("prices", prices), ("volumes", volumes)):
+        if a.shape != (n,): raise ContractError(f"{what}: {name} has shape {a.shape}, expected ({n},)")
+        if not np.isfinite(a).all(): raise ContractError(f"{what}: {name} has non-finite values (first at minute {int(np.argmin(np.isfinite(a)))})")
+    if (prices <= 0).any(): raise ContractError(f"{what}: prices must be > 0 (min {prices.min():.4g} at minute {int(prices.argmin())})")
+    if (volumes < 0).any(): raise ContractError(f"{what}: volumes must be >= 0 (min {volumes.min():.4g} at minute {int(volumes.argmin())})")
+
+def check_scenario(f, payload: dict) -> dict:
+    "The scenario contract for n = `n_minutes` and n = 60: two float arrays of length n (see `check_scenario_arrays`), the same path for the same seed."
+    n, seed = int(payload.get("n_minutes", 390)), int(payload.get("seed", 0))
+    out = {}
+    for m in (n, 60):
+        runs = []
+        for _ in range(2):
+            r = f(np.random.default_rng(seed), m)
+            if not isinstance(r, (tuple, list)) or len(r) != 2: raise ContractError(f"scenario: must return (prices, volumes), got {type(r).__name__}")
+            runs.append([as_np(x, "scenario").astype(np.float64) for x in r])
+        check_scenario_arrays(*runs[0], m)
+        if not all(same(x, y) for x, y in zip(*runs)): raise ContractError("scenario: the same seed gave different paths (use only rng for randomness)")
+        if m == n: out = dict(prices=runs[0][0], volumes=runs[0][1], n_minutes=n)
+    return out
+
+def recheck_scenario(payload: dict, details: dict):
+    "Parent side: `check_scenario_arrays` on the arrays the worker returned."
+    n = int(payload.get("n_minutes", 390))
+    check_scenario_arrays(np.asarray(details.get("prices", [])), np.asarray(details.get("volumes", [])), n)
+
 def imagine_days(code: str, kind: str, payload: dict) -> dict:
     "Sandbox task: check the scenario contract, then (n_days, n_minutes) `prices` and `volumes` arrays (runs in the worker)."
-    from serl.design.sandbox import load_component, _entry, _check_scenario, _as_np
-    f = _entry(load_component(code, kind), kind)
+    f = entry_points(load_component(code, kind), KIND)
     n, D, seed = int(payload.get("n_minutes", 120)), int(payload.get("n_days", 4)), int(payload.get("seed", 0))
-    _check_scenario(f, {"n_minutes": n, "seed": seed})
+    check_scenario(f, {"n_minutes": n, "seed": seed})
     P, V = np.empty((D, n)), np.empty((D, n))
     for d in range(D):
         r = f(np.random.default_rng([seed, d]), n)
-        P[d], V[d] = (_as_np(x, "scenario").astype(np.float64) for x in r)
+        P[d], V[d] = (as_np(x, "scenario").astype(np.float64) for x in r)
         check_scenario_arrays(P[d], V[d], n, f"scenario day {d}")
     return dict(prices=P, volumes=V, n_days=D, n_minutes=n)
 
 IMAGINE_TASK = "serl.design.components.scenario:imagine_days"
-DEFAULT_SCENARIO = extract_code(KINDS["scenario"].example)
+
+_SCENARIO_EX = '''```python
+import numpy as np
+
+def scenario(rng, n_minutes):
+    "GBM prices with 2 bps/minute volatility and a U-shaped lognormal volume curve."
+    prices = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 2e-4, n_minutes)))
+    u = np.linspace(-1.0, 1.0, n_minutes)
+    volumes = 5000.0 * (1.0 + 2.0 * u ** 2) * rng.lognormal(0.0, 0.3, n_minutes)
+    return prices, volumes
+```'''
+DEFAULT_SCENARIO = extract_code(_SCENARIO_EX)
+
 
 # %% ../../../nbs/16_llm4imagine.ipynb #ea0f9e60
 IMAGINED_PREFIX = "IMAGINED-"
@@ -129,7 +170,7 @@ class ImagineDesigner(Designer):
 
     def imagine(self, code: str, n_days: int | None = None, seed: int = 0) -> dict:
         "(n_days, n_minutes) `prices`/`volumes` of `code`, drawn in the sandbox worker (`imagine_days`); raises if it fails."
-        v = self._sb().run(code, self.kind, task=IMAGINE_TASK, limits=self.limits,
+        v = self._sb().run(code, KIND, task=IMAGINE_TASK, limits=self.limits,
                            payload=dict(n_minutes=self.n_minutes, n_days=n_days or self.n_days, seed=seed))
         if not v.ok: raise SerlError(f"{self.name}: imagining days failed: {v.feedback()}")
         return {k: v.details[k] for k in ("prices", "volumes")}
@@ -147,3 +188,20 @@ class ImagineDesigner(Designer):
         return imagined_panel(self.imagine(code, n_days, seed), self.template)
 
     def default_code(self) -> str: return DEFAULT_SCENARIO
+
+    @classmethod
+    def for_loop(cls, llm, cfg, params, train_panel=None) -> "ImagineDesigner":
+        "The loop's designer: days as long as the training panel's, `cfg.imagine_days` of them."
+        n = int(np.median(train_panel.n_bars)) if train_panel is not None else 120
+        return cls(llm, params=params, score=False, template=train_panel, n_minutes=n, n_days=cfg.imagine_days)
+
+    def job_part(self, code: str, seed: int, cfg) -> dict | None:
+        "A training job carries `cfg.imagine_days` imagined days of `code` (none when `cfg.imagine_ratio` is 0)."
+        if cfg.imagine_ratio <= 0: return None
+        return self.imagine(code, cfg.imagine_days, seed)
+
+# %% ../../../nbs/16_llm4imagine.ipynb #7a7064fd
+KIND = Kind("scenario", {"scenario": 2}, contract="def scenario(rng: np.random.Generator, n_minutes: int) -> (prices, volumes): "
+            "two float arrays of length n_minutes, prices > 0 and finite, volumes >= 0 and finite; only rng is random.",
+            example=_SCENARIO_EX, check=check_scenario, recheck=recheck_scenario, words=("scenario", "price"), setting="single",
+            slot="imagined", absent="none", designer=ImagineDesigner)
