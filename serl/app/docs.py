@@ -19,7 +19,6 @@ from nbdev.process import NBProcessor, Processor
 from nbdev.showdoc import show_doc as nbdev_show_doc
 
 from ..core import SerlError, repo_root
-from .cli import REPORT_FOLDERS
 
 # %% auto #0
 __all__ = ['DIRECTIVE', 'SITE_MARKER', 'DOCS_DEPS', 'SITE_CSS', 'Page', 'page_name', 'chapter_sources', 'missing_docs_deps',
@@ -375,7 +374,7 @@ def collect_pages(repo: Path, docs: Path, pages: list[str] | None = None) -> lis
                            f"(`serl reproduce --dataset {f.name}`), after the tables and figures it wrote to `reports/{f.name}/`.\n\n"
                            f"## Results\n\n{report_folder_markdown(f, docs, 2)}\n\n{_demote(body)}")
             rep.append(pg)
-        elif exp := next((e for e, d in REPORT_FOLDERS.items() if d == f.name and (f/f"{e}.ipynb").exists()), None):
+        elif len(ran := sorted(f.glob("*.ipynb"))) == 1 and (exp := ran[0].stem):     # one executed experiment notebook
             pg = from_nb(f/f"{exp}.ipynb", name, "Results", f"Report: {f.name}", frontmatter=False)
             body = pg.markdown.split("\n", 1)[1]
             pg.markdown = (f"# Report: {f.name}\n\nThe experiment notebook `nbs/experiments/{exp}.ipynb` as papermill executed it "
