@@ -272,7 +272,7 @@ def __getattr__(name: str):
         _worker_threading()                                           # before any parallel kernel runs
         from serl.design.designers import __getattr__ as warm_designers
         warm_designers("warm_worker")
-        from serl.market.data import generate_synthetic
+        from serl.market.synthetic import generate_synthetic
         from serl.agent.envs import DynamicVecExecutionEnv
         from serl.market.data import make_orders
         p = generate_synthetic("synthetic-nasdaq100", 1, 3, seed=0)

@@ -576,7 +576,7 @@ class MarketSim:
 # %% ../../nbs/04_market.ipynb #d13a54cc
 def _flat_panel(price: float = 100.0, minutes: int = 120):
     "A one-row panel with a constant price and volume (for calibration)."
-    from serl.market.data import Panel
+    from serl.market.bars import Panel
     f = lambda v: np.full((1, minutes), v)
     return Panel("flat", True, np.array(["FLAT"]), np.array(["2000-01-03"], "datetime64[D]"), np.array([minutes]),
                  f(price), f(price), f(price), f(price), f(1e4), None, np.ones(1))
@@ -608,7 +608,7 @@ def _bench_day(p, B: int, n_agents: int, minutes: int, seed: int):
 def bench_market(minutes: int = 390, seed: int = 0, batch: int = 64) -> dict:
     """Seconds per simulated day (`minutes` bars plus the warm-up) of one market, without and with an execution agent
     sending a market order each minute, and market-minutes/s and messages/s for a batch of `batch` markets."""
-    from serl.market.data import generate_synthetic
+    from serl.market.synthetic import generate_synthetic
     p = generate_synthetic("synthetic-nasdaq100", 8, 1, seed=seed)
     for a in (0, 1): _bench_day(p, 2, a, 3, seed)                 # calibrate, compile / load the cache, start the threads
     out = {}
