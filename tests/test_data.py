@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 
 from serl.core import DataConfig
-from serl.market.data import load_dataset, make_orders, market_vwap, market_twap, quality_accounting, panel_to_bars
+from serl.market.bars import quality_accounting, panel_to_bars
+from serl.market.data import load_dataset, make_orders, market_vwap, market_twap
 
 
 def _write_csv(path):

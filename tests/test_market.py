@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from serl.core import SerlError
-from serl.market.data import generate_synthetic
+from serl.market.synthetic import generate_synthetic
 from serl.market.sim import MarketSim, default_profiles, validate_profiles
 from serl.market.facts import simulate_days, tracking_report
 

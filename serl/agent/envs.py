@@ -86,6 +86,7 @@ FIELDS = ("fill", "fill_value", "exec_qty", "exec_value", "avg_price", "mkt_volu
 (F_FILL, F_FILL_VALUE, F_EXEC_QTY, F_EXEC_VALUE, F_AVG, F_MKT_VOL, F_MKT_VAL, F_VWAP, F_QTY, F_REM,
  F_TIME_LEFT, F_SIDE, F_ARRIVAL, F_DONE) = range(len(FIELDS))
 
+# %% ../../nbs/05_envs.ipynb #d4284bb5
 @njit(cache=True)
 def child_qty(want, cap, v, rem, lot):
     "Shares a bar fills: f = min(want, rho V, R), rounded down to whole lots (shared by every env)."
@@ -115,6 +116,7 @@ def first_bad_action(action):
         if not np.isfinite(action[i]): return i
     return -1
 
+# %% ../../nbs/05_envs.ipynb #3dbda850
 @njit(cache=True)
 def _step_kernel(idx, action, t, n_steps, k, P, L, cap, impact_bps, price, volume, half_spread, lot, S):
     j0 = P + t * k
@@ -319,6 +321,7 @@ def _plan_minute(action, t, n_steps, n_bars, j, cap, hist_volume, lot, rem_start
 def _finish_all(S, f_step, v_step, t, n_steps):
     for i in range(S.shape[1]): finish_step(S, i, f_step[i], v_step[i], t, n_steps)
 
+# %% ../../nbs/05_envs.ipynb #05fddd94
 class DynamicVecExecutionEnv(VecExecutionEnv):
     "Execution episodes in simulated order-book markets anchored on the historical days."
     def __init__(self, panel, orders, cfg: EnvConfig | None = None, num_envs: int | None = None,

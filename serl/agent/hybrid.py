@@ -126,6 +126,7 @@ class HybridResult:
     env_steps: int
     wall_s: float
 
+# %% ../../nbs/07b_hybrid.ipynb #8742357f
 def rl_data_config(dataset: str = "synthetic-nasdaq100", n_instruments: int = 20, n_days: int = 60,
                       window_minutes: int = 60) -> DataConfig:
     "Short RL episodes: `window_minutes` windows, parent orders of 0.1-0.4% of daily volume (fillable at a 10% cap)."
@@ -142,6 +143,7 @@ def first_orders(orders: Orders, n: int | None) -> Orders:
     if n is None or n >= len(orders): return orders
     return Orders(orders.row[:n], orders.side[:n], orders.quantity[:n], orders.start[:n], orders.length)
 
+# %% ../../nbs/07b_hybrid.ipynb #eb4a98ee
 def validation_pa(agent: nn.Module, panel, orders: Orders, env_cfg: EnvConfig, eval_env: str = "static",
                   dynamic_num_envs: int = 8, seed: int = 0, **dynamic_kw) -> float:
     "Mean PA (bps) of `agent`'s deterministic policy on `orders`, in the static or (seeded) dynamic env."
@@ -159,6 +161,7 @@ def make_hybrid_envs(train_panel, data_cfg: DataConfig, env_cfg: EnvConfig, h: H
                                                       seed=seed + 1, **(dynamic_kw or {}))}
     return {k: LockstepAutoReset(make[k]()) for k in h.uses}
 
+# %% ../../nbs/07b_hybrid.ipynb #ff004752
 def train_hybrid(train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvConfig, ppo_cfg: PPOConfig | None = None,
                  hybrid_cfg: HybridConfig | None = None, reward_fn: Callable | None = None, make_network: Callable | None = None,
                  run_dir=None, dynamic_kw: dict | None = None, show_progress: bool = True) -> HybridResult:

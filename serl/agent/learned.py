@@ -315,6 +315,7 @@ POLICY_CLASSES = {"PPO": PPOPolicy, "HALOP": HALOPPolicy, "MacMic": MacMicPolicy
 def _pa(policy, panel, orders) -> float:
     return float(evaluate(policy, panel, orders, policy.env_cfg).per_order.pa_bps.mean())
 
+# %% ../../nbs/08_learned_baselines.ipynb #3089ba8d
 def train_learned(name: str, train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvConfig,
                   cfg: LearnedConfig | None = None, seed: int = 0, run_dir=None, show_progress: bool = True) -> LearnedPolicy:
     "Train one learned baseline (`name` in POLICY_CLASSES) with PPO; the best-on-validation policy."
@@ -325,6 +326,7 @@ def train_learned(name: str, train_panel, valid_panel, data_cfg: DataConfig, env
     try: return _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir, show_progress)
     finally: torch.set_num_threads(threads)
 
+# %% ../../nbs/08_learned_baselines.ipynb #705c7e33
 def _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir, show_progress):
     env_cfg = replace(env_cfg, step_minutes=max(env_cfg.step_minutes, cfg.step_minutes))
     seed_everything(seed)

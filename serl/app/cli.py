@@ -140,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[serl] wrote {dest.parent} ({time.time() - t0:.0f} s)", flush=True)
             if args.experiment == "main_table": print(f"[serl] summary: {write_summary(args.out, args.experiment)}")
         elif args.cmd == "data":
-            from serl.market import data
+            from serl.market import bars
             if args.data_cmd == "list":
-                for k, v in data.DATASETS.items(): print(f"{k:22s} {v}")
-            else: print(data.fetch_dataset(args.name))
+                for k, v in bars.DATASETS.items(): print(f"{k:22s} {v}")
+            else: print(bars.fetch_dataset(args.name))
         elif args.cmd == "bench":
             for k, v in run_bench(args.name).items(): print(f"{k}={v}")
         elif args.cmd == "docs":

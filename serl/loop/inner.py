@@ -274,7 +274,7 @@ def warm_worker():
     _worker_threading()                                               # before any parallel kernel runs
     len(KINDS)                                                        # import every component module before any job
     warm_scoring()
-    from serl.market.data import generate_synthetic
+    from serl.market.synthetic import generate_synthetic
     from serl.agent.envs import DynamicVecExecutionEnv
     from serl.market.data import make_orders
     p = generate_synthetic("synthetic-nasdaq100", 1, 3, seed=0)

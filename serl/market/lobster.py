@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch
 
 from ..core import SerlError, repo_root
 from .lob import OrderBook, BUY, SELL
@@ -87,75 +88,85 @@ class LobsterReplay:
         if carve: self.ids[int(m[2])] = self.ob.limit(carve[0], carve[1], carve[2]).order_id
         self.edge = {side: self._edge(row, side) for side in (BUY, SELL)}
 
-    def _edge(self, row, side):
-        "The worst price in view in a snapshot: its last level, or beyond any price when the side shows fewer levels."
-        lv = _snapshot_levels(row, side)
-        if len(lv) == self.depth: return lv[-1][0]
-        return -10**18 if side == BUY else 10**18
+# %% ../../nbs/03b_lobster.ipynb #4278b7fd
+@patch
+def _edge(self: LobsterReplay, row, side):
+    "The worst price in view in a snapshot: its last level, or beyond any price when the side shows fewer levels."
+    lv = _snapshot_levels(row, side)
+    if len(lv) == self.depth: return lv[-1][0]
+    return -10**18 if side == BUY else 10**18
 
-    def _reseed(self, row) -> int:
-        "Set the levels that came into view (worse than the old edge) to the snapshot's volume; returns how many changed."
-        n = 0
-        for side in (BUY, SELL):
-            old, new = self.edge[side], self._edge(row, side)
-            worse = (lambda p: new <= p < old) if side == BUY else (lambda p: old < p <= new)
-            want = dict(_snapshot_levels(row, side))
-            l2 = self.ob.l2(self.ob.n_ticks)
-            have = dict(zip(*(l2[:2] if side == BUY else l2[2:])))
-            for p in sorted({p for p in (*want, *have) if worse(p)}):
-                d = want.get(p, 0) - int(have.get(p, 0))
-                if d > 0: self._add_placeholder(side, p, d)
-                elif d < 0: self._remove_lots(side, p, -d)
-                n += d != 0
-            self.edge[side] = new
-        return n
+@patch
+def _reseed(self: LobsterReplay, row) -> int:
+    "Set the levels that came into view (worse than the old edge) to the snapshot's volume; returns how many changed."
+    n = 0
+    for side in (BUY, SELL):
+        old, new = self.edge[side], self._edge(row, side)
+        worse = (lambda p: new <= p < old) if side == BUY else (lambda p: old < p <= new)
+        want = dict(_snapshot_levels(row, side))
+        l2 = self.ob.l2(self.ob.n_ticks)
+        have = dict(zip(*(l2[:2] if side == BUY else l2[2:])))
+        for p in sorted({p for p in (*want, *have) if worse(p)}):
+            d = want.get(p, 0) - int(have.get(p, 0))
+            if d > 0: self._add_placeholder(side, p, d)
+            elif d < 0: self._remove_lots(side, p, -d)
+            n += d != 0
+        self.edge[side] = new
+    return n
 
-    def _remove_lots(self, side, price, lots):
-        "Take `lots` off a level: from its placeholder first, then from its newest orders."
-        ph = self.ph.get((side, price))
-        if ph is not None and self.ob.order(ph) is not None: lots -= self.ob.cancel(ph, lots, owner=PLACEHOLDER)
-        if lots > 0:
-            l3 = self.ob.l3()
-            for oid, owner in l3[(l3.side == side) & (l3.price == price)][["order_id", "owner"]].values[::-1]:
-                if lots <= 0: break
-                lots -= self.ob.cancel(int(oid), lots, owner=int(owner))
+@patch
+def _remove_lots(self: LobsterReplay, side, price, lots):
+    "Take `lots` off a level: from its placeholder first, then from its newest orders."
+    ph = self.ph.get((side, price))
+    if ph is not None and self.ob.order(ph) is not None: lots -= self.ob.cancel(ph, lots, owner=PLACEHOLDER)
+    if lots > 0:
+        l3 = self.ob.l3()
+        for oid, owner in l3[(l3.side == side) & (l3.price == price)][["order_id", "owner"]].values[::-1]:
+            if lots <= 0: break
+            lots -= self.ob.cancel(int(oid), lots, owner=int(owner))
 
-    def _target(self, oid, side, price):
-        "Our (order id, owner) for a LOBSTER id, or the placeholder at its level for an id never seen."
-        if oid in self.ids and self.ob.order(self.ids[oid]) is not None: return self.ids[oid], 0
-        self.stats["unknown_id_events"] += 1
-        return self.ph.get((side, price), -1), PLACEHOLDER
+# %% ../../nbs/03b_lobster.ipynb #7d3adc12
+@patch
+def _target(self: LobsterReplay, oid, side, price):
+    "Our (order id, owner) for a LOBSTER id, or the placeholder at its level for an id never seen."
+    if oid in self.ids and self.ob.order(self.ids[oid]) is not None: return self.ids[oid], 0
+    self.stats["unknown_id_events"] += 1
+    return self.ph.get((side, price), -1), PLACEHOLDER
 
-    def step(self, k: int):
-        "Apply message k."
-        _, typ, oid, size, price, side = self.msgs[k]
-        typ, oid, size, side, price = int(typ), int(oid), int(size), int(side), int(price) // LOBSTER_TICK
-        if typ == 1:
-            a = self.ob.limit(side, price, size)
-            self.ids[oid] = a.order_id
-            self.stats["bad_fills"] += len(a.fills)
-        elif typ in (2, 3):
-            our, owner = self._target(oid, side, price)
-            self.ob.cancel(our, size, owner=owner)
-        elif typ == 4:
-            our, owner = self._target(oid, side, price)
-            a = self.ob.ioc(-side, price, size, owner=-2)
-            bad = sum(f.maker != our or f.price != price for f in a.fills) + (a.filled != size)
-            if bad and os.environ.get("SERL_DEBUG"): print(k, self.msgs[k], our, a, self.ob.l3().query("price == @price"))
-            self.stats["bad_fills"] += bad
-        else: self.stats["ignored"] += 1
+@patch
+def step(self: LobsterReplay, k: int):
+    "Apply message k."
+    _, typ, oid, size, price, side = self.msgs[k]
+    typ, oid, size, side, price = int(typ), int(oid), int(size), int(side), int(price) // LOBSTER_TICK
+    if typ == 1:
+        a = self.ob.limit(side, price, size)
+        self.ids[oid] = a.order_id
+        self.stats["bad_fills"] += len(a.fills)
+    elif typ in (2, 3):
+        our, owner = self._target(oid, side, price)
+        self.ob.cancel(our, size, owner=owner)
+    elif typ == 4:
+        our, owner = self._target(oid, side, price)
+        a = self.ob.ioc(-side, price, size, owner=-2)
+        bad = sum(f.maker != our or f.price != price for f in a.fills) + (a.filled != size)
+        if bad and os.environ.get("SERL_DEBUG"): print(k, self.msgs[k], our, a, self.ob.l3().query("price == @price"))
+        self.stats["bad_fills"] += bad
+    else: self.stats["ignored"] += 1
 
-    def run(self) -> dict:
-        "Replay messages 2..n; our book and LOBSTER's after each, and which match."
-        n = len(self.msgs); ours = np.zeros((n - 1, 4 * self.depth), np.int64)
-        for k in range(1, n):
-            self.step(k)
-            n = self._reseed(self.books[k])
-            self.stats["reseeded_levels"] += n; self.stats["reseeded_steps"] += n > 0
-            ours[k - 1] = _l2_row(self.ob, self.depth)
-        theirs = self.books[1:]
-        return dict(ours=ours, theirs=theirs, match=(ours == theirs).all(1), stats=self.stats)
+# %% ../../nbs/03b_lobster.ipynb #2dbc7a98
+@patch
+def run(self: LobsterReplay) -> dict:
+    "Replay messages 2..n; our book and LOBSTER's after each, and which match."
+    n = len(self.msgs); ours = np.zeros((n - 1, 4 * self.depth), np.int64)
+    for k in range(1, n):
+        self.step(k)
+        n = self._reseed(self.books[k])
+        self.stats["reseeded_levels"] += n; self.stats["reseeded_steps"] += n > 0
+        ours[k - 1] = _l2_row(self.ob, self.depth)
+    theirs = self.books[1:]
+    return dict(ours=ours, theirs=theirs, match=(ours == theirs).all(1), stats=self.stats)
 
+# %% ../../nbs/03b_lobster.ipynb #e18053ee
 def replay_lobster(folder=None) -> dict:
     "Replay the LOBSTER sample in `folder` (default `lobster_dir()`); see `LobsterReplay.run`."
     folder = folder or lobster_dir()

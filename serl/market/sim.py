@@ -41,6 +41,7 @@ class Agent:
 _SIZE = {"size_min": (1, 1e4, "smallest order, lots"), "size_alpha": (1.05, 10.0, "Pareto tail index of the order size"),
          "size_max": (1, 1e6, "largest order, lots")}
 
+# %% ../../nbs/04_market.ipynb #f21e5208
 class NoiseTrader(Agent):
     "Zero-intelligence flow: random market orders, limit orders at random depths, random cancellations."
     TYPE, CODE = "noise", NOISE
@@ -59,6 +60,7 @@ class InformedTrader(Agent):
               "threshold_bps": (0.0, 1000.0, "trades only when |value estimate - mid| exceeds this, bps"),
               **_SIZE}
 
+# %% ../../nbs/04_market.ipynb #7194e550
 class MomentumTrader(Agent):
     "Chases the trend: market orders in the sign of mid - EMA(mid) when it exceeds a threshold."
     TYPE, CODE = "momentum", MOMENTUM
@@ -90,6 +92,7 @@ class LatentTrader(Agent):
               "cancel_rate": (0.0, 60.0, "cancellations per resting order per minute"),
               **_SIZE}
 
+# %% ../../nbs/04_market.ipynb #bd66e5e2
 AGENT_TYPES = {c.TYPE: c for c in (NoiseTrader, InformedTrader, MomentumTrader, MarketMaker, LatentTrader)}
 _INTEGER = {"size_min", "size_max", "depth_max", "levels", "max_inventory"}
 
@@ -200,6 +203,7 @@ def _walk(b, ids, posted, k, s):
             break
     return x
 
+# %% ../../nbs/04_market.ipynb #35bf4e83
 @kernel
 def _mm_level(b, fills, k, s, j, p, q, mm_inv, mm_ids, mm_q, ptype, out, out_ag):
     """Level j of side s of maker k to q lots at tick p: kept when it is already there (no message), moved with one
@@ -252,6 +256,7 @@ def _requote_hit(b, fills, P, V, now, mm_r, mm_v, mm_t, mm_inv, mm_ids, mm_q, pt
         if ptype[k] == MARKET_MAKER and (_walk(b, mm_ids, mm_q, k, 0) > 0 or _walk(b, mm_ids, mm_q, k, 1) > 0):
             _mm_refresh(b, fills, k, P, V, now, mm_r, mm_v, mm_t, mm_inv, mm_ids, mm_q, ptype, out, out_ag)
 
+# %% ../../nbs/04_market.ipynb #92482f53
 @njit(cache=True)
 def _minute_nb(b, fills, seed, ptype, P, lists, nlist, mm_r, mm_v, mm_t, mm_inv, mm_ids, mm_q, mom_ema,
                v0, v1, u, t0, ag_lots, ag_side, out, out_ag, requote, rehit):
@@ -576,7 +581,7 @@ class MarketSim:
 # %% ../../nbs/04_market.ipynb #d13a54cc
 def _flat_panel(price: float = 100.0, minutes: int = 120):
     "A one-row panel with a constant price and volume (for calibration)."
-    from serl.market.data import Panel
+    from serl.market.bars import Panel
     f = lambda v: np.full((1, minutes), v)
     return Panel("flat", True, np.array(["FLAT"]), np.array(["2000-01-03"], "datetime64[D]"), np.array([minutes]),
                  f(price), f(price), f(price), f(price), f(1e4), None, np.ones(1))
@@ -608,7 +613,7 @@ def _bench_day(p, B: int, n_agents: int, minutes: int, seed: int):
 def bench_market(minutes: int = 390, seed: int = 0, batch: int = 64) -> dict:
     """Seconds per simulated day (`minutes` bars plus the warm-up) of one market, without and with an execution agent
     sending a market order each minute, and market-minutes/s and messages/s for a batch of `batch` markets."""
-    from serl.market.data import generate_synthetic
+    from serl.market.synthetic import generate_synthetic
     p = generate_synthetic("synthetic-nasdaq100", 8, 1, seed=seed)
     for a in (0, 1): _bench_day(p, 2, a, 3, seed)                 # calibrate, compile / load the cache, start the threads
     out = {}

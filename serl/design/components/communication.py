@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from ...core import SerlError, DataConfig, EnvConfig
-from ...market.data import generate_synthetic
+from ...market.synthetic import generate_synthetic
 from ...agent.envs import MultiAgentExecutionEnv, NoMessage, MeanMessage, group_orders, PRIVATE_FEATURES
 from ..designers import Designer, CandidateBuffer, ScriptedLLM
 from ..sandbox import Limits, Sandbox, extract_code, seed_numba_cache, load_component, entry_points, ContractError, as_np, same

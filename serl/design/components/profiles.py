@@ -11,7 +11,8 @@ import dataclasses, json, math, os
 import numpy as np
 
 from ...core import SerlError
-from ...market.data import Panel, generate_synthetic
+from ...market.bars import Panel
+from ...market.synthetic import generate_synthetic
 from ...market.sim import AGENT_TYPES, MarketConfig, MarketSim, default_profiles, validate_profiles
 from ...market.facts import simulate_days, stylised_facts
 from ..designers import Designer

@@ -12,7 +12,9 @@ from dataclasses import replace
 import numpy as np
 
 from ...core import SerlError, DataConfig, EnvConfig, rng
-from ...market.data import Panel, Orders, make_orders, reference_volume, generate_synthetic
+from ...market.bars import Panel, reference_volume
+from ...market.synthetic import generate_synthetic
+from ...market.data import Orders, make_orders
 from ..sandbox import extract_code, ContractError, load_component, entry_points, as_np, same
 from ..kinds import Kind
 from .profiles import market_realism, short_panel
