@@ -8,7 +8,8 @@ import pytest
 from serl.design.dek import DEK, tiny_llm
 from serl.design.llm import SamplingParams
 from serl.design.components.reward import LLM4Reward
-from serl.design.sandbox import Sandbox, Limits
+from serl.design.sandbox import Sandbox
+from serl.design.static_check import Limits
 
 
 def _iteration(dek, des, it):

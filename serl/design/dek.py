@@ -17,10 +17,10 @@ import pandas as pd
 from ..core import SerlError, rng, progress, repo_root
 from .llm import LLM, HFLLM, SamplingParams, logprob_tensors, torch_threads, encode_pairs
 from .designers import Candidate
-from .sandbox import extract_code
+from .static_check import extract_code
 from .kinds import KINDS, words as kind_words
 from .components.reward import LLM4Reward         # the LLE experiment's designer
-from .sandbox import Verdict
+from .static_check import Verdict
 
 # %% auto #0
 __all__ = ['ENTRY_KEYS', 'REWRITE_PROMPT', 'ADAPTER', 'EXPERIMENT_REWARDS', 'EXPERIMENT_GOALS', 'entry_rank', 'InstructionBuffer',

@@ -16,7 +16,7 @@ from fastcore.basics import patch
 
 from ..core import SerlError, RunRecords, DataConfig, EnvConfig, config_to_dict, cache_dir, progress, seed_everything
 from ..design.designers import Candidate, Designer
-from ..design.sandbox import Verdict
+from ..design.static_check import Verdict
 from ..design.kinds import KINDS, designed, job_kind, slot_kind
 from .inner import (EvolveConfig, evolve_config, EVOLVE_SCALES, SETTINGS, SINGLE_KINDS, MULTI_KINDS, DESIGNED_KINDS, TASKS,
                              TRAIN_TASK, MA_TRAIN_TASK, candidate_payload, training_limits, WorkerPool, split_result,

@@ -13,7 +13,8 @@ import numpy as np
 
 from ...core import SerlError, DataConfig, EnvConfig, rng
 from ...market.data import Panel, Orders, make_orders, reference_volume, generate_synthetic
-from ..sandbox import extract_code, ContractError, load_component, entry_points, as_np, same
+from ..sandbox import ContractError, load_component, entry_points, as_np, same
+from ..static_check import extract_code
 from ..kinds import Kind
 from .profiles import market_realism, short_panel
 from ..designers import Designer
