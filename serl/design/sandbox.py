@@ -365,6 +365,7 @@ def _preexec(limits: Limits, cpu_s: int, nproc: int, libc):
             if libc.unshare(_CLONE_NEWNET) != 0: libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
     return f
 
+# %% ../../nbs/10_sandbox.ipynb #da4bd8c3
 def _kill_session(sid: int):
     "SIGKILL every process of session `sid` (the server and all its jobs)."
     for p in os.listdir("/proc"):

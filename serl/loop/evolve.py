@@ -76,7 +76,7 @@ class SelfEvolvingRun:
         self.show_progress = show_progress
         self.lle = bool(getattr(llm, "has_weights", False)) if self.cfg.lle is None else bool(self.cfg.lle)
         seed_everything(self.seed)
-        from serl.design.dek import reset_adapters
+        from serl.design.lle import reset_adapters
         if dek is None: reset_adapters(llm)                               # a model cached in this process may carry an earlier run's LoRA
         self.dek = dek if dek is not None else self._make_dek()
         self.designers = make_designers(llm, self.cfg, dataset.splits["train"])
