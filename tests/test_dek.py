@@ -5,10 +5,12 @@ import math, warnings
 import numpy as np
 import pytest
 
-from serl.design.dek import DEK, tiny_llm
+from serl.design.dek import DEK
+from serl.design.lle import tiny_llm
 from serl.design.llm import SamplingParams
 from serl.design.components.reward import LLM4Reward
-from serl.design.sandbox import Sandbox, Limits
+from serl.design.sandbox import Sandbox
+from serl.design.static_check import Limits
 
 
 def _iteration(dek, des, it):

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from serl.design.kinds import KINDS
-from serl.design.sandbox import Limits, Sandbox, adversarial_cases, run_attack, run_in_sandbox, static_check, validate
+from serl.design.sandbox import Sandbox, run_in_sandbox, validate
+from serl.design.static_check import Limits, static_check
+from serl.design.attacks import adversarial_cases, run_attack
 
 SECRET = "SERL_SANDBOX_SECRET"
 

@@ -6,475 +6,23 @@ Docs: https://serl-dev.github.io/serl/dek.html.md"""
 
 # %% ../../nbs/17_dek.ipynb #1574e2a3
 from __future__ import annotations
-import json, math, os, re, tempfile, time, warnings, zlib
+import json, math, os, time, warnings
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..core import SerlError, rng, progress, repo_root
-from .llm import LLM, HFLLM, SamplingParams, logprob_tensors, torch_threads, encode_pairs
-from .designers import Candidate
-from .sandbox import extract_code
-from .kinds import KINDS, words as kind_words
+from ..core import SerlError, rng, progress
+from .llm import SamplingParams
+from .static_check import extract_code
+from .kinds import KINDS
 from .components.reward import LLM4Reward         # the LLE experiment's designer
-from .sandbox import Verdict
+from .hle import HLE, finite_or_nan
+from .lle import LLE, reset_adapters
 
 # %% auto #0
-__all__ = ['ENTRY_KEYS', 'REWRITE_PROMPT', 'ADAPTER', 'EXPERIMENT_REWARDS', 'EXPERIMENT_GOALS', 'entry_rank', 'InstructionBuffer',
-           'check_instruction', 'HLE', 'shared_prompt_logprob', 'reset_adapters', 'LLE', 'tiny_llm', 'DEK',
-           'lle_experiment', 'summarize_lle', 'write_lle_report', 'bench_lle']
-
-# %% ../../nbs/17_dek.ipynb #5bdbda44
-ENTRY_KEYS = ("designer", "instruction", "prompt", "code", "score", "ok", "feedback", "iteration")
-
-def _finite(x) -> float:
-    "x as a float, NaN when missing or not finite."
-    try: x = float(x)
-    except (TypeError, ValueError): return float("nan")
-    return x if math.isfinite(x) else float("nan")
-
-def entry_rank(e: dict) -> tuple:
-    "Sort key of a buffer entry (higher is better): (valid, scored, score)."
-    s = _finite(e.get("score"))
-    return (bool(e.get("ok")), math.isfinite(s), s if math.isfinite(s) else 0.0)
-
-def _json_entry(e: dict) -> dict:
-    return {k: (None if k == "score" and not math.isfinite(v) else v) for k, v in e.items()}
-
-class InstructionBuffer:
-    "Bounded, best-first store of designed components per designer (with the instruction that produced them); `replay` gives few-shot examples with cache replay."
-    def __init__(self, capacity: int = 16):
-        if capacity < 1: raise SerlError(f"InstructionBuffer: capacity must be >= 1, got {capacity}")
-        self.capacity, self.entries, self.added = int(capacity), {}, 0
-
-    def add(self, entry: dict) -> bool:
-        "Insert `entry` in rank order; False if it is a worse copy of a kept entry or ranks below a full list's last."
-        missing = [k for k in ("designer", "code", "ok") if k not in entry]
-        if missing: raise SerlError(f"InstructionBuffer.add: entry lacks {missing}; keys are {list(ENTRY_KEYS)}")
-        e = {k: entry.get(k) for k in ENTRY_KEYS}
-        e.update(designer=str(e["designer"]), instruction=str(e["instruction"] or ""), prompt=str(e["prompt"] or ""),
-                 code=str(e["code"] or ""), score=_finite(e["score"]), ok=bool(e["ok"]), feedback=str(e["feedback"] or ""),
-                 iteration=None if e["iteration"] is None else int(e["iteration"]), seq=self.added)
-        lst = self.entries.setdefault(e["designer"], [])
-        dup = next((i for i, x in enumerate(lst) if x["code"].strip() == e["code"].strip()), None)
-        if dup is not None:
-            if entry_rank(e) <= entry_rank(lst[dup]): return False
-            del lst[dup]
-        i = next((i for i, x in enumerate(lst) if entry_rank(e) > entry_rank(x)), len(lst))
-        if i >= self.capacity: return False
-        lst.insert(i, e); del lst[self.capacity:]
-        self.added += 1
-        return True
-
-    def best(self, designer: str, n: int = 1) -> list[dict]:
-        "The designer's `n` best entries (valid or not), best first."
-        return [dict(e) for e in self.entries.get(designer, [])[:max(n, 0)]]
-
-    def replay(self, designer: str, n: int, seed: int) -> list[dict]:
-        "`n` valid entries for few-shot examples: the best ceil(n/2), then older ones re-sampled (weight: age + 1); best first."
-        valid = [e for e in self.entries.get(designer, []) if e["ok"] and e["code"].strip()]
-        if n <= 0 or not valid: return []
-        k = min((n + 1) // 2, len(valid))
-        rest = valid[k:]
-        m = min(n - k, len(rest))
-        picked = []
-        if m:
-            age = np.array([self.added - e["seq"] for e in rest], float)
-            idx = rng(seed).choice(len(rest), size=m, replace=False, p=age / age.sum())
-            picked = [rest[i] for i in sorted(idx)]              # `rest` is in rank order: keep it
-        return [dict(e) for e in valid[:k] + picked]
-
-    def __len__(self): return sum(map(len, self.entries.values()))
-    def __repr__(self): return f"InstructionBuffer({ {d: len(v) for d, v in self.entries.items()} }, capacity={self.capacity})"
-
-    def state_dict(self) -> dict:
-        "JSON-ready state (NaN scores as null)."
-        return dict(capacity=self.capacity, added=self.added, entries={d: [_json_entry(e) for e in v] for d, v in self.entries.items()})
-
-    def load_state_dict(self, d: dict):
-        "Restore a `state_dict`."
-        self.capacity, self.added = int(d["capacity"]), int(d["added"])
-        self.entries = {k: [dict(e, score=_finite(e["score"])) for e in v] for k, v in d["entries"].items()}
-
-# %% ../../nbs/17_dek.ipynb #dd56cfdf
-def _norm(t: str) -> str: return " ".join(str(t).split())
-
-def check_instruction(text: str, kind: str, incumbent: str = "", min_chars: int = 40, max_chars: int = 800) -> tuple[str, str]:
-    "Clean a proposed micro prompt and check it: (cleaned text, '' if it passes else why it fails)."
-    raw = str(text)
-    t = raw.strip().strip("\"'`“”").strip()
-    t = re.sub(r"^\s*(?:\*\*)?(?:new |improved |rewritten |revised )?instruction(?:\*\*)?\s*:\s*", "", t, flags=re.I)
-    t = _norm(t.strip().strip("\"'“”"))
-    words = re.findall(r"[a-z]+", t.lower())
-    if "```" in raw: why = "contains a code fence"
-    elif re.search(r"^\s*(?:def |class |import |from \S+ import |return )", raw, re.M): why = "contains code"
-    elif len(t) < min_chars: why = f"too short ({len(t)} < {min_chars} characters)"
-    elif len(t) > max_chars: why = f"too long ({len(t)} > {max_chars} characters)"
-    elif sum(c.isprintable() and ord(c) < 128 for c in t) < 0.95 * len(t): why = "mostly non-ASCII text"
-    elif len(words) < 6 or len(set(words)) < 0.35 * len(words): why = "repetitive or not prose"
-    elif not any(w in t.lower() for w in kind_words(kind)):
-        why = f"does not mention the {kind} (one of {kind_words(kind)})"
-    elif t == _norm(incumbent): why = "unchanged"
-    else: why = ""
-    return t, why
-
-# %% ../../nbs/17_dek.ipynb #a8d7210f
-REWRITE_PROMPT = """You write the instruction that tells a code-writing assistant which {kind} component to design for an order-execution reinforcement-learning agent.
-
-Current instruction:
-{instruction}
-
-Results with it in the last round: {valid} of {n} {kind} components were valid; the best scored {best} (validation PA in basis points, higher is better).
-{failures}
-Rewrite the instruction so that more {kind} components are valid and they score higher: keep what works and address the failures. Reply with the new instruction only, as plain text of at most {words} words, without code."""
-
-def _fmt(x: float) -> str: return f"{x:+.2f} bps" if math.isfinite(x) else "n/a"
-
-def _crc(s: str) -> int: return zlib.crc32(s.encode()) % 100_003
-
-class HLE:
-    "High-level enhancement: macro-micro prompt refinement, in-context examples from an instruction buffer with cache replay."
-    def __init__(self, llm: LLM, capacity: int = 16, n_examples: int = 2, rewrite: bool = True, params: SamplingParams | None = None,
-                 min_chars: int = 40, max_chars: int = 800, words: int = 80, n_failures: int = 3, min_ratio: float = 0.3):
-        if n_examples < 0: raise SerlError(f"HLE: n_examples must be >= 0, got {n_examples}")
-        self.llm, self.n_examples, self.rewrite = llm, int(n_examples), bool(rewrite)
-        self.params = params or SamplingParams(max_new_tokens=160, temperature=0.7)
-        self.min_chars, self.max_chars, self.words, self.n_failures, self.min_ratio = min_chars, max_chars, words, n_failures, min_ratio
-        self.buffer = InstructionBuffer(capacity)
-        self.designers: dict = {}      # name -> {kind, goal (revision 0), context (the task text)}
-        self.micro: dict = {}          # name -> micro prompt of the next design round
-        self.used: dict = {}           # name -> micro prompt of the last design round
-        self.instructions: dict = {}   # name -> [{text, revision, source, iterations, best, valid}]
-        self.last: dict = {}           # name -> the last iteration's summary (for the macro prompt)
-
-    # -- prompts -------------------------------------------------------------------------------
-    def register(self, designer):
-        "Remember a designer's kind, hand-written goal and task text (first time only)."
-        if designer.name in self.designers: return
-        self.designers[designer.name] = dict(kind=designer.kind, goal=designer.goal, context=designer.context)
-        self.micro[designer.name] = designer.goal
-        self.instructions[designer.name] = [dict(text=designer.goal, revision=0, source="hand-written", iterations=[], best=[], valid=[])]
-
-    def macro_prompt(self, name: str) -> str:
-        "The designer's task text plus what has worked so far (every designer's best score, last round, failures to avoid)."
-        lines, fails = [], Counter()
-        for d in self.designers:
-            top = [e for e in self.buffer.best(d, 1) if e["ok"] and math.isfinite(e["score"])]
-            last = self.last.get(d)
-            if not top and not last: continue
-            s = f"- {d} ({self.designers[d]['kind']}):"
-            if top: s += f" best validation PA so far {_fmt(top[0]['score'])} (iteration {top[0]['iteration']})"
-            if last: s += f"{';' if top else ''} last iteration {last['valid']} of {last['n']} valid, best {_fmt(_finite(last['best']))}"
-            lines.append(s + ".")
-            if last: fails.update(dict(last["failures"]))
-        if fails: lines.append("- Failures to avoid: " + "; ".join(m for m, _ in fails.most_common(self.n_failures)) + ".")
-        base = self.designers[name]["context"] if name in self.designers else ""
-        return base + ("\n\n### What has worked so far\n" + "\n".join(lines) if lines else "")
-
-    def examples(self, name: str, kind: str, seed: int) -> list[Candidate]:
-        "The replayed buffer entries as few-shot `Candidate`s (best first)."
-        return [Candidate(e["code"], kind, Verdict(True, "replay", "from the instruction buffer"), e["score"], prompt=e["prompt"])
-                for e in self.buffer.replay(name, self.n_examples, seed)]
-
-    def design_kwargs(self, designer, seed: int) -> dict:
-        "Set `designer.goal` to its current micro prompt; `context` (macro prompt) and `examples` (None: the designer's own) for `Designer.design`."
-        self.register(designer)
-        designer.goal = self.used[designer.name] = self.micro[designer.name]
-        ex = self.examples(designer.name, designer.kind, seed)
-        return dict(context=self.macro_prompt(designer.name), examples=ex or None)
-
-    # -- instruction candidates ----------------------------------------------------------------
-    def _record(self, name: str, text: str) -> dict:
-        recs = self.instructions[name]
-        r = next((r for r in recs if r["text"] == text), None)
-        if r is None:
-            r = dict(text=text, revision=max(x["revision"] for x in recs) + 1, source="rewrite", iterations=[], best=[], valid=[])
-            recs.append(r)
-        return r
-
-    @staticmethod
-    def value(rec: dict) -> tuple:
-        "(mean best PA over its iterations or -inf, mean valid rate): how good an instruction has been (None: never used)."
-        if not rec["iterations"]: return None
-        b = [x for x in rec["best"] if x is not None and math.isfinite(x)]
-        return (float(np.mean(b)) if b else -math.inf, float(np.mean(rec["valid"])))
-
-    def incumbent(self, name: str) -> dict:
-        "The best-scoring instruction used so far (ties: the most recently used); revision 0 before any use."
-        used = [r for r in self.instructions[name] if r["iterations"]]
-        if not used: return self.instructions[name][0]
-        return max(used, key=lambda r: (self.value(r), r["iterations"][-1]))
-
-    def _rewrite_prompt(self, name: str, inc: dict) -> str:
-        last, kind = self.last[name], self.designers[name]["kind"]
-        f = [m for m, _ in last["failures"]]
-        failures = ("Most frequent failure messages:\n" + "\n".join(f"- {m}" for m in f) + "\n") if f else ""
-        return REWRITE_PROMPT.format(kind=kind, instruction=inc["text"], valid=last["valid"], n=last["n"], best=_fmt(_finite(last["best"])),
-                                     failures=failures, words=max(self.words, int(1.25 * len(inc["text"].split()))))
-
-    def bounds(self, incumbent: str) -> tuple[int, int]:
-        "Length bounds of a rewrite of `incumbent`: at least max(min_chars, min_ratio x its length), at most max(max_chars, 1.5 x its length)."
-        return max(self.min_chars, int(self.min_ratio * len(incumbent))), max(self.max_chars, int(1.5 * len(incumbent)))
-
-    def update(self, iteration: int, results: list[dict], seed: int) -> dict:
-        "Buffer + macro summary + instruction verdicts + micro-prompt rewrites from one iteration's results; stats per designer."
-        t0 = time.perf_counter()
-        by: dict = {}
-        for r in results:
-            if "designer" not in r: raise SerlError(f"HLE.update: a result lacks 'designer' (keys {sorted(r)})")
-            by.setdefault(r["designer"], []).append(r)
-        stats, to_rewrite = {}, []
-        for name, rs in by.items():
-            instr = self.used.get(name, self.micro.get(name, ""))
-            added = sum(self.buffer.add(dict(designer=name, instruction=instr, prompt=r.get("prompt", ""), code=r.get("code", ""),
-                                             score=r.get("score"), ok=bool(r.get("ok")), feedback=r.get("feedback", ""), iteration=iteration))
-                        for r in rs)
-            own = [r for r in rs if not r.get("fallback")]
-            scores = [_finite(r.get("score")) for r in own if r.get("ok")]
-            best = max((s for s in scores if math.isfinite(s)), default=float("nan"))
-            fails = Counter(_norm(r.get("feedback", ""))[:200] for r in own if not r.get("ok") and r.get("feedback"))
-            self.last[name] = dict(iteration=iteration, n=len(own), valid=sum(bool(r.get("ok")) for r in own),
-                                   best=None if not math.isfinite(best) else best, failures=fails.most_common(self.n_failures))
-            st = dict(n=len(own), valid=self.last[name]["valid"], best=self.last[name]["best"], buffer_added=added,
-                      buffer_size=len(self.buffer.entries.get(name, [])))
-            if name in self.designers and own:
-                rec = self._record(name, instr)
-                first = not rec["iterations"]
-                rec["iterations"].append(iteration); rec["best"].append(self.last[name]["best"])
-                rec["valid"].append(self.last[name]["valid"] / len(own))
-                inc = self.incumbent(name)
-                if rec["revision"] > 0 and first: st["trial"] = "accepted" if inc is rec else "reverted"
-                st.update(used_revision=rec["revision"], incumbent_revision=inc["revision"])
-                self.micro[name] = inc["text"]
-                if self.rewrite: to_rewrite.append((name, inc))
-            stats[name] = st
-        if to_rewrite:                                                   # one batched, seeded call for all designers
-            prompts = [self._rewrite_prompt(n, inc) for n, inc in to_rewrite]
-            replies = self.llm.generate(prompts, n=1, params=replace(self.params, seed=int(seed) + _crc("hle")))
-            for (name, inc), [reply] in zip(to_rewrite, replies):
-                text, why = check_instruction(reply, self.designers[name]["kind"], inc["text"], *self.bounds(inc["text"]))
-                if why: stats[name]["rewrite"] = f"rejected: {why}"
-                else:
-                    self.micro[name] = text
-                    stats[name].update(rewrite="proposed", proposal_revision=self._record(name, text)["revision"])
-        for name, st in stats.items(): st["micro_chars"] = len(self.micro.get(name, ""))
-        self.used = {}                   # the next round uses `micro` (design_kwargs records it again)
-        return dict(designers=stats, buffer=len(self.buffer), seconds=time.perf_counter() - t0)
-
-    # -- state -----------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        "JSON-ready state: buffer, designers, micro prompts, instruction records, last summaries."
-        return json.loads(json.dumps(dict(buffer=self.buffer.state_dict(), designers=self.designers, micro=self.micro, used=self.used,
-                                          instructions=self.instructions, last=self.last)))
-
-    def load_state_dict(self, d: dict):
-        "Restore a `state_dict`."
-        self.buffer.load_state_dict(d["buffer"])
-        self.designers, self.micro, self.used = dict(d["designers"]), dict(d["micro"]), dict(d["used"])
-        self.instructions = {k: [dict(r) for r in v] for k, v in d["instructions"].items()}
-        self.last = {k: dict(v, failures=[tuple(x) for x in v["failures"]]) for k, v in d["last"].items()}
-
-# %% ../../nbs/17_dek.ipynb #18018301
-ADAPTER = "serl"
-
-def _lora_layers(model):
-    from peft.tuners.lora import LoraLayer
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer) and ADAPTER in m.lora_A]
-
-def shared_prompt_logprob(model, tokenizer, prompt, completions, chat: bool | None = None):
-    "Differentiable summed log p of several completions of one prompt (and token counts), the prompt run once and its KV cache shared."
-    import torch
-    pairs = encode_pairs(tokenizer, [prompt] * len(completions), list(completions), chat)
-    p, cs = pairs[0][0], [c for _, c in pairs]
-    dev = next(model.parameters()).device
-    B, Lc = len(cs), max(len(c) for c in cs)
-    n = torch.tensor([len(c) for c in cs], device=dev)
-    out = model(input_ids=torch.tensor([p], device=dev), use_cache=True)
-    cache = out.past_key_values
-    if Lc == 0 or not hasattr(cache, "batch_repeat_interleave"): return logprob_tensors(model, tokenizer, [prompt] * B, completions, chat)
-    cache.batch_repeat_interleave(B)                                     # one prompt, B completions
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((B, Lc), pad, dtype=torch.long, device=dev)
-    m = torch.zeros((B, Lc), dtype=torch.bool, device=dev)
-    for b, c in enumerate(cs): ids[b, :len(c)] = torch.tensor(c, device=dev); m[b, :len(c)] = True
-    att = torch.cat([torch.ones((B, len(p)), dtype=torch.long, device=dev), m.long()], 1)
-    logits = model(input_ids=ids, attention_mask=att, past_key_values=cache).logits
-    z = torch.cat([out.logits[:, -1:].expand(B, 1, -1), logits[:, :-1]], 1)[m].float()   # row t predicts completion token t
-    tok_lp = z.gather(1, ids[m][:, None])[:, 0] - torch.logsumexp(z, dim=1)
-    row = torch.arange(B, device=dev)[:, None].expand_as(m)[m]
-    return torch.zeros(B, dtype=tok_lp.dtype, device=dev).index_add(0, row, tok_lp), n
-
-def _chunks(prompts: list, size: int) -> list[list[int]]:
-    "Indices grouped by identical prompt (first-seen order), each group cut into chunks of at most `size`."
-    groups: dict = {}
-    for i, p in enumerate(prompts): groups.setdefault(p if isinstance(p, str) else json.dumps(p), []).append(i)
-    return [g[j:j + size] for g in groups.values() for j in range(0, len(g), size)]
-
-def reset_adapters(llm) -> bool:
-    "Zero the LoRA adapters an `LLE` injected into `llm`'s model (it then equals the base model); False if it has none."
-    model = getattr(llm, "model", None)
-    if model is None or getattr(model, "_serl_lora", None) is None: return False
-    import torch
-    with torch.no_grad():
-        for _, m in _lora_layers(model): m.lora_B[ADAPTER].weight.zero_()
-    return True
-
-class LLE:
-    "Low-level enhancement: LoRA adapters injected into a local model in place, trained with REINFORCE on (prompt, completion, PA)."
-    def __init__(self, llm, r: int = 8, lora_alpha: int = 16, lr: float = 1e-4, baseline_ema: float = 0.9,
-                 max_grad_norm: float = 1.0, target_modules=None, seed: int = 0, normalize: bool = True,
-                 micro_batch: int = 4, weight_decay: float = 0.0, share_prompt: bool = True):
-        if not getattr(llm, "has_weights", False) or getattr(llm, "model", None) is None:
-            raise SerlError(f"LLE needs a local model with weights (an HFLLM); {llm!r} ({getattr(llm, 'backend', '?')} backend) has none. "
-                            "Use DEK(llm, lle=False) for prompt-level enhancement only, or a local model (make_llm(None) or a Hugging Face id).")
-        if r < 1 or lr <= 0 or not 0 <= baseline_ema < 1 or micro_batch < 1 or max_grad_norm <= 0:
-            raise SerlError(f"LLE: need r >= 1, lr > 0, 0 <= baseline_ema < 1, micro_batch >= 1, max_grad_norm > 0; "
-                            f"got r={r}, lr={lr}, baseline_ema={baseline_ema}, micro_batch={micro_batch}, max_grad_norm={max_grad_norm}")
-        import torch
-        from peft import LoraConfig, inject_adapter_in_model
-        self.llm, self.model, self.tokenizer = llm, llm.model, llm.tokenizer
-        self.cfg = dict(r=int(r), lora_alpha=lora_alpha, lr=lr, baseline_ema=baseline_ema, max_grad_norm=max_grad_norm,
-                        target_modules=None if target_modules is None else sorted(target_modules), seed=seed,
-                        normalize=normalize, micro_batch=micro_batch, weight_decay=weight_decay, share_prompt=share_prompt)
-        shape = dict(r=int(r), lora_alpha=lora_alpha, target_modules=self.cfg["target_modules"])
-        old = getattr(self.model, "_serl_lora", None)
-        if old is None:
-            inject_adapter_in_model(LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=target_modules, bias="none"),
-                                    self.model, adapter_name=ADAPTER)
-            self.model._serl_lora = shape
-        elif old != shape:
-            raise SerlError(f"LLE: {llm.name} already carries LoRA adapters with {old}; a new LLE needs the same (got {shape})")
-        self.layers = [n for n, _ in _lora_layers(self.model)]
-        if not self.layers: raise SerlError(f"LLE: no LoRA layer was injected into {llm.name} (target_modules={target_modules})")
-        self.reset()
-        self.params = sorted((n, p) for n, p in self.model.named_parameters() if "lora_" in n and f".{ADAPTER}." in n)
-        for n, p in self.model.named_parameters(): p.requires_grad_("lora_" in n and f".{ADAPTER}." in n)
-        self.opt = torch.optim.AdamW([p for _, p in self.params], lr=lr, weight_decay=weight_decay)
-        self.baseline, self.steps = None, 0
-        self.model.eval()                                                # no dropout anywhere (lora_dropout = 0)
-
-    def reset(self):
-        "Adapters back to their seeded initial state (B = 0: the model equals the base model)."
-        import torch
-        dev = str(next(self.model.parameters()).device)
-        with torch.random.fork_rng(devices=[dev] if dev.startswith("cuda") else []):
-            torch.manual_seed(self.cfg["seed"])
-            for _, m in _lora_layers(self.model): m.reset_lora_parameters(ADAPTER, True)
-
-    @property
-    def n_params(self) -> int: return sum(p.numel() for _, p in self.params)
-
-    def _lp(self, prompts, completions):
-        "Differentiable (summed log p, tokens) of a chunk; one shared prompt run when the chunk has one prompt."
-        if self.cfg["share_prompt"] and len(completions) > 1 and all(p == prompts[0] for p in prompts):
-            return shared_prompt_logprob(self.model, self.tokenizer, prompts[0], completions, self.llm.chat)
-        return logprob_tensors(self.model, self.tokenizer, prompts, completions, self.llm.chat)
-
-    def logprob(self, prompts, completions) -> np.ndarray:
-        "Summed log p(completion | prompt) per pair under the adapted model (no gradient), float64."
-        import torch
-        prompts, completions = list(prompts), list(completions)
-        if len(prompts) != len(completions): raise SerlError(f"LLE.logprob: {len(prompts)} prompts but {len(completions)} completions")
-        out = np.zeros(len(prompts))
-        with torch.no_grad(), torch_threads(self.llm.threads):
-            for ix in _chunks(prompts, self.cfg["micro_batch"]):
-                out[ix] = self._lp([prompts[i] for i in ix], [completions[i] for i in ix])[0].double().cpu().numpy()
-        return out
-
-    def update(self, samples: list[tuple[str, str, float]]) -> dict:
-        "One REINFORCE step on (prompt, completion, PA) samples: loss = -(PA - b) log p / tokens; returns loss, baseline, n, tokens, grad_norm, seconds (wall, cpu)."
-        import torch
-        t0, c0 = time.perf_counter(), time.process_time()
-        samples = [(p, c, _finite(a)) for p, c, a in samples]
-        if not samples: raise SerlError("LLE.update: no samples")
-        bad = [i for i, (p, c, a) in enumerate(samples) if not math.isfinite(a) or not c or not p]
-        if bad: raise SerlError(f"LLE.update: samples {bad[:5]} have an empty prompt or completion or a non-finite PA")
-        pa = np.array([a for _, _, a in samples])
-        b = float(pa.mean()) if self.baseline is None else self.baseline
-        adv = pa - b
-        N, loss_sum, tokens = len(samples), 0.0, 0
-        self.opt.zero_grad(set_to_none=True)
-        with torch_threads(self.llm.threads):
-            for ix in _chunks([x[0] for x in samples], self.cfg["micro_batch"]):   # gradients accumulate over chunks
-                s, n = self._lp([samples[i][0] for i in ix], [samples[i][1] for i in ix])
-                lp = s / n.clamp(min=1) if self.cfg["normalize"] else s
-                a = torch.as_tensor(adv[ix], dtype=lp.dtype, device=lp.device)
-                loss = -(a * lp).sum() / N                                # -(PA - b) log p, averaged over the batch
-                loss.backward(); loss_sum += float(loss.detach()); tokens += int(n.sum())
-            gn = float(torch.nn.utils.clip_grad_norm_([p for _, p in self.params], self.cfg["max_grad_norm"]))
-            self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        beta = self.cfg["baseline_ema"]
-        self.baseline = beta * b + (1 - beta) * float(pa.mean())
-        self.steps += 1
-        return dict(loss=loss_sum, baseline=b, next_baseline=self.baseline, mean_pa=float(pa.mean()), n=N, tokens=tokens,
-                    grad_norm=gn, step=self.steps, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
-
-    # -- persistence ------------------------------------------------------------------------------
-    def state(self) -> dict:
-        "The adapter tensors (cpu copies), by parameter name."
-        return {n: p.detach().cpu().clone().contiguous() for n, p in self.params}
-
-    def save(self, path):
-        "Folder with the adapter weights (safetensors), the optimizer state and lle.json (config, baseline, steps)."
-        import torch
-        from safetensors.torch import save_file
-        path = Path(path); path.mkdir(parents=True, exist_ok=True)
-        save_file(self.state(), str(path/"adapter.safetensors"))
-        torch.save(self.opt.state_dict(), path/"optimizer.pt")
-        (path/"lle.json").write_text(json.dumps(dict(config=self.cfg, model=self.llm.name, layers=self.layers,
-                                                     baseline=self.baseline, steps=self.steps), indent=1))
-
-    def load(self, path):
-        "Restore adapters, optimizer and baseline saved by `save` (same LoRA shape); the run continues identically."
-        import torch
-        from safetensors.torch import load_file
-        path = Path(path)
-        if not (path/"lle.json").exists(): raise SerlError(f"LLE.load: {path} has no lle.json (not a folder written by LLE.save)")
-        meta = json.loads((path/"lle.json").read_text())
-        for k in ("r", "lora_alpha", "target_modules"):
-            if meta["config"][k] != self.cfg[k]: raise SerlError(f"LLE.load: {path} has {k}={meta['config'][k]!r}, this LLE {self.cfg[k]!r}")
-        if meta["model"] != self.llm.name: warnings.warn(f"LLE.load: adapters of {meta['model']} loaded into {self.llm.name}")
-        w = load_file(str(path/"adapter.safetensors"))
-        names = [n for n, _ in self.params]
-        if sorted(w) != names: raise SerlError(f"LLE.load: {path} holds adapters for other layers ({len(w)} tensors, expected {len(names)})")
-        with torch.no_grad():
-            for n, p in self.params:
-                if w[n].shape != p.shape: raise SerlError(f"LLE.load: {path}: {n} has shape {tuple(w[n].shape)}, expected {tuple(p.shape)}")
-                p.copy_(w[n])
-        self.opt.load_state_dict(torch.load(path/"optimizer.pt", map_location="cpu", weights_only=True))
-        self.baseline, self.steps = meta["baseline"], int(meta["steps"])
-
-# %% ../../nbs/17_dek.ipynb #fbd7bcd0
-def tiny_llm(seed: int = 0, path=None, vocab_size: int = 512, hidden_size: int = 32, layers: int = 2) -> HFLLM:
-    "A tiny randomly initialised Llama with an offline byte-level BPE tokenizer, as an `HFLLM` on cpu (for fast tests)."
-    import torch
-    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
-    from transformers import PreTrainedTokenizerFast, LlamaConfig, LlamaForCausalLM
-    from transformers.utils import logging as hf_logging
-    from serl.design.designers import Designer, OUTPUT_FORMAT
-    corpus = [Designer.context, OUTPUT_FORMAT, REWRITE_PROMPT] + [k.contract for k in KINDS.values()] + [k.example for k in KINDS.values()]
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer, tk.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
-    tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False,
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    eos = tok.eos_token_id
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=layers,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, eos_token_id=eos,
-                      pad_token_id=eos, bos_token_id=eos, tie_word_embeddings=True)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed); model = LlamaForCausalLM(cfg)
-    path = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="serl-tiny-llm-"))
-    bar = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()
-    try:
-        model.save_pretrained(path); tok.save_pretrained(path)
-        return HFLLM(str(path), device="cpu", name=f"tiny-llama-{seed}")
-    finally:
-        if bar: hf_logging.enable_progress_bar()
+__all__ = ['EXPERIMENT_REWARDS', 'EXPERIMENT_GOALS', 'DEK', 'lle_experiment', 'summarize_lle', 'write_lle_report', 'bench_lle']
 
 # %% ../../nbs/17_dek.ipynb #ee379b3f
 class DEK:
@@ -500,7 +48,7 @@ class DEK:
         out = []
         for r in results:
             if r.get("fallback") or not r.get("prompt") or not r.get("response"): continue
-            valid, s = bool(r.get("first_ok", r.get("ok"))), _finite(r.get("score"))
+            valid, s = bool(r.get("first_ok", r.get("ok"))), finite_or_nan(r.get("score"))
             if not valid: out.append((r["prompt"], r["response"], self.invalid_pa))
             elif math.isfinite(s): out.append((r["prompt"], r["response"], s))
         m = self.lle_max_samples
@@ -583,6 +131,7 @@ def _peak_mb() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 2**20 if sys.platform == "darwin" else r / 1024
 
+# %% ../../nbs/17_dek.ipynb #c6eaec5c
 def lle_experiment(llm=None, updates: int = 4, lr: float = 1e-3, K: int = 8, seeds=(0,), train_goals=(0, 1), heldout_goals=(2, 3),
                    lle_kw: dict | None = None, max_new_tokens: int = 200, show_progress: bool = True) -> dict:
     "LLE on (training prompt, component, PA) triples; held-out log p per component and step, valid rates before/after, seconds and memory per step."
@@ -675,17 +224,11 @@ def summarize_lle(res: dict) -> dict:
                  peak_rss_mb=float(s.peak_rss_mb.max()), lora_params=int(res["lle_params"]))
     return dict(components=comp, by_step=by_step, valid=v, steps=steps)
 
-def write_lle_report(res: dict, out_dir) -> dict:
-    "Write lle_heldout.csv, lle_valid.csv, lle_steps.csv, lle.md and lle.png into `out_dir` (the `dek_lle` experiment: `reports/dek`); the paths."
+# %% ../../nbs/17_dek.ipynb #6608c8c9
+def _lle_figure(res: dict, v: pd.DataFrame, cfg: dict, path):
+    "The report's figure: change of the held-out log p per token by component and update; valid rates before/after."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    sm, cfg = summarize_lle(res), res["config"]
-    paths = dict(heldout=out/"lle_heldout.csv", valid=out/"lle_valid.csv", steps=out/"lle_steps.csv", md=out/"lle.md", fig=out/"lle.png")
-    res["logprob"].to_csv(paths["heldout"], index=False)
-    res["valid"].drop(columns=["first_reply"]).to_csv(paths["valid"], index=False)
-    res["steps"].to_csv(paths["steps"], index=False)
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw=dict(width_ratios=[1.6, 1]))
     lp = res["logprob"]
     for (c, g), x in lp.groupby(["component", "group"]):
@@ -694,12 +237,24 @@ def write_lle_report(res: dict, out_dir) -> dict:
                    label=f"{c} ({g} PA, {x.pa.iloc[0]:+.2f} bps)")
     ax[0].axhline(0, color="k", lw=0.5); ax[0].set_xlabel("LLE update"); ax[0].set_xticks(sorted(lp.step.unique())); ax[0].set_ylabel("change of log p per token (nats)")
     ax[0].set_title("held-out prompts: components' log-probability"); ax[0].legend(fontsize=7)
-    v = sm["valid"]
     ax[1].bar(v.index, v["valid rate"], color=["tab:gray", "tab:blue"][:len(v)])
     for i, (w, r) in enumerate(v.iterrows()): ax[1].text(i, r["valid rate"], f"{int(r.valid)}/{int(r.samples)}", ha="center", va="bottom")
     ax[1].set_ylim(0, max(0.25, float(v["valid rate"].max()) * 1.3)); ax[1].set_ylabel("valid rate (first samples)")
     ax[1].set_title(f"held-out prompts: K={cfg['K']} samples each")
-    fig.tight_layout(); fig.savefig(paths["fig"], dpi=120); plt.close(fig)
+    fig.tight_layout(); fig.savefig(path, dpi=120); plt.close(fig)
+
+# %% ../../nbs/17_dek.ipynb #ce60d86a
+def write_lle_report(res: dict, out_dir) -> dict:
+    "Write lle_heldout.csv, lle_valid.csv, lle_steps.csv, lle.md and lle.png into `out_dir` (the `dek_lle` experiment: `reports/dek`); the paths."
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sm, cfg = summarize_lle(res), res["config"]
+    paths = dict(heldout=out/"lle_heldout.csv", valid=out/"lle_valid.csv", steps=out/"lle_steps.csv", md=out/"lle.md", fig=out/"lle.png")
+    res["logprob"].to_csv(paths["heldout"], index=False)
+    res["valid"].drop(columns=["first_reply"]).to_csv(paths["valid"], index=False)
+    res["steps"].to_csv(paths["steps"], index=False)
+    v = sm["valid"]
+    _lle_figure(res, v, cfg, paths["fig"])
     st, comp, bs = sm["steps"], sm["components"], sm["by_step"]
     hi, lo = bs["high"].iloc[-1], bs["low"].iloc[-1]
     vb, va = (v.loc[w, "valid rate"] if w in v.index else float("nan") for w in ("before", "after"))

@@ -15,7 +15,8 @@ import pandas as pd
 
 from ..core import SerlError, RunRecords, EnvConfig, DataConfig
 from .llm import LLM, SamplingParams
-from .sandbox import Verdict, Limits, Sandbox, extract_code
+from .sandbox import Sandbox
+from .static_check import Verdict, Limits, extract_code
 from .kinds import KINDS
 
 # %% auto #0

@@ -14,8 +14,9 @@ from typing import Callable
 import numpy as np
 
 from ..core import SerlError
-from . import sandbox
-from .sandbox import Spec, Verdict, Limits, ContractError, load_component, as_np, same, extract_code
+from . import sandbox, static_check as stage1
+from .sandbox import ContractError, load_component, as_np, same
+from .static_check import Spec, Verdict, Limits, extract_code
 
 # %% auto #0
 __all__ = ['COMPONENT_MODULES', 'KINDS', 'fn_name', 'Kind', 'Registry', 'register', 'unregister', 'designed', 'settings',
@@ -127,7 +128,7 @@ def entry(ns: dict, kind: str):
 
 def static_check(code: str, kind: str, limits: Limits | None = None) -> Verdict:
     "Stage 1 of the sandbox for a component of kind `kind`."
-    return sandbox.static_check(code, KINDS[kind], limits)
+    return stage1.static_check(code, KINDS[kind], limits)
 
 def validate(reply: str, kind: str, payload: dict | None = None, limits: Limits | None = None, sandbox_=None) -> Verdict:
     "Both sandbox stages with kind `kind`'s check on the code in an LLM reply."

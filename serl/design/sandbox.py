@@ -1,4 +1,4 @@
-"""Two-stage validation and sandboxed execution of LLM-generated Python components: a static AST check in the main process, then a run in a fresh, resource-limited, audited worker process that checks the component's contract and answers with a short `Verdict`.
+"""Two-stage validation and sandboxed execution of LLM-generated Python components: a static AST check in the main process (stage 1, `serl.design.static_check`), then a run in a fresh, resource-limited, audited worker process that checks the component's contract and answers with a short `Verdict`.
 
 Docs: https://serl-dev.github.io/serl/sandbox.html.md"""
 
@@ -6,268 +6,21 @@ Docs: https://serl-dev.github.io/serl/sandbox.html.md"""
 
 # %% ../../nbs/10_sandbox.ipynb #6af9e3e6
 from __future__ import annotations
-import ast, builtins, copy, ctypes, dataclasses, importlib, json, math, os, re, resource, shutil, signal, site, subprocess, sys, tempfile, time, traceback, types
-from dataclasses import dataclass, field, asdict
+import builtins, ctypes, importlib, json, os, resource, shutil, signal, site, subprocess, sys, tempfile, time, traceback, types
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
+from fastcore.basics import patch
 
 from ..core import SerlError
+from .static_check import (Verdict, Limits, Spec, as_spec, extract_code, static_check, ALLOWED_IMPORTS,
+                                      short_text, fail_verdict)
 
 # %% auto #0
-__all__ = ['MSG_CHARS', 'ALLOWED_IMPORTS', 'BANNED_BUILTINS', 'BANNED_ATTRS', 'SAFE_DUNDERS', 'CANDIDATE_FILE',
-           'TRUSTED_PREFIXES', 'Verdict', 'Limits', 'Spec', 'as_spec', 'extract_code', 'static_check', 'AuditGuard',
-           'load_component', 'entry_points', 'ContractError', 'same', 'as_np', 'resolve', 'check_component',
-           'seed_numba_cache', 'Sandbox', 'run_in_sandbox', 'validate', 'Attack', 'adversarial_cases', 'run_attack',
-           'bench_sandbox']
-
-# %% ../../nbs/10_sandbox.ipynb #635551bf
-@dataclass
-class Verdict:
-    "The outcome of validating one component: ok, which stage decided, a short message for a repair prompt, details, seconds."
-    ok: bool
-    stage: str                      # "static" | "runtime"
-    message: str
-    details: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def reason(self) -> str: return self.details.get("reason", "ok" if self.ok else "")
-
-    def feedback(self) -> str:
-        "One line for a repair prompt."
-        return "the component passed all checks" if self.ok else f"{self.stage} check failed: {self.message}"
-
-@dataclass
-class Limits:
-    "Resource limits of one sandboxed run (rlimits are set in the worker by `preexec_fn`; wall-clock by the parent)."
-    wall_s: float = 60.0            # the parent kills the worker's process group after this
-    cpu_s: int = 60                 # RLIMIT_CPU (SIGXCPU, then SIGKILL one second later)
-    mem_mb: int = 3072              # RLIMIT_AS: address space; torch alone maps ~600 MB
-    fsize_mb: int = 64              # RLIMIT_FSIZE: largest file the worker may write (scratch, stdout)
-    nproc: int = 64                 # RLIMIT_NPROC (threads count too; not enforced for root, see below)
-    nofile: int = 256               # RLIMIT_NOFILE
-    max_source_chars: int = 20_000  # stage 1: longer sources are refused
-    max_stdout_chars: int = 20_000  # printing more than this fails the run
-    max_result_bytes: int = 8 << 20 # JSON + npz coming back
-    read_paths: tuple = ()          # extra read-only roots for the task (e.g. a data cache)
-    network_namespace: bool = True  # try unshare(CLONE_NEWNET) in the worker
-
-MSG_CHARS = 400
-
-def _short(s, n: int = MSG_CHARS) -> str:
-    s = str(s)
-    return s if len(s) <= n else s[:n] + f"... [{len(s) - n} more chars]"
-
-def _fail(stage: str, reason: str, message: str, t0: float | None = None, **details) -> Verdict:
-    return Verdict(False, stage, _short(message), {"reason": reason, **details}, time.perf_counter() - t0 if t0 else 0.0)
-
-# %% ../../nbs/10_sandbox.ipynb #9490de79
-@dataclass(frozen=True)
-class Spec:
-    "What one sandboxed job checks, as data: label, stage-1 entry points, contract text, trusted check/recheck/preload names."
-    name: str                       # a label; the task receives it as `kind`
-    functions: dict = field(default_factory=dict)   # {function name: positional args} stage 1 requires
-    module_class: bool = False      # stage 1 requires an nn.Module subclass with __init__(self, obs_dim, act_dim)
-    contract: str = ""              # appended to stage-1 signature messages
-    check: str = ""                 # 'module:function' check(entry, payload) -> dict: the default job (`check_component`)
-    recheck: str = ""               # 'module:function' recheck(payload, details) run in the parent on the returned data
-    preload: tuple = ()             # more trusted 'module:function' names imported before the audit hook
-
-def as_spec(x) -> Spec:
-    "`x` if it is a `Spec`, else its `.spec` (a `serl.design.kinds.Kind`), else a `Spec` from a dict (the worker's request)."
-    if isinstance(x, dict): return Spec(**{**x, "preload": tuple(x.get("preload", ()))})
-    x = getattr(x, "spec", x)
-    if isinstance(x, Spec): return x
-    if all(hasattr(x, f.name) for f in dataclasses.fields(Spec)):   # a Spec of another copy of this module (a notebook's)
-        return Spec(**{f.name: getattr(x, f.name) for f in dataclasses.fields(Spec)})
-    raise SerlError(f"expected a sandbox Spec (or an object with .spec), got {type(x).__name__}")
-
-# %% ../../nbs/10_sandbox.ipynb #36970ebe
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
-
-def extract_code(reply: str) -> str:
-    "The Python source in an LLM reply: the first ```python fence, else the first fence, else the whole text."
-    blocks = _FENCE.findall(reply or "")
-    for lang, body in blocks:
-        if lang.lower() in ("python", "py", "python3"): return body.strip("\n")
-    return (blocks[0][1] if blocks else (reply or "")).strip("\n")
-
-# %% ../../nbs/10_sandbox.ipynb #b15b7468
-ALLOWED_IMPORTS = frozenset({
-    "__future__", "math", "cmath", "numbers", "random", "statistics", "operator", "functools", "itertools",
-    "collections", "collections.abc", "dataclasses", "typing", "enum", "abc", "copy",
-    "numpy", "numpy.random", "numpy.linalg",
-    "torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.distributions"})
-
-BANNED_BUILTINS = frozenset({
-    # builtins that run code, reach frames/namespaces, touch files or the terminal (refused as any name)
-    "eval", "exec", "compile", "open", "input", "globals", "locals", "vars", "breakpoint", "__import__",
-    "setattr", "delattr", "help", "exit", "quit"})
-
-BANNED_ATTRS = BANNED_BUILTINS | frozenset({
-    # system modules reachable as attributes of allowed ones (torch.os, torch.sys, typing.types)
-    "os", "sys", "subprocess", "socket", "importlib", "ctypes", "pickle", "shutil", "pathlib", "builtins",
-    "io", "gc", "inspect", "threading", "multiprocessing", "marshal", "types", "codeop", "pty", "tempfile",
-    "urllib", "http", "asyncio", "weakref", "_posixsubprocess", "ctypeslib",
-    # process / environment helpers
-    "environ", "system", "popen", "fork", "execv", "execve", "spawnv", "kill", "getenv", "putenv",
-    # file I/O of numpy / torch (torch.load unpickles), native-code loading
-    "load", "save", "loadtxt", "savetxt", "genfromtxt", "fromfile", "tofile", "memmap", "open_memmap",
-    "savez", "savez_compressed", "from_file", "load_library", "cpp_extension", "hub"})
-
-SAFE_DUNDERS = frozenset({
-    "__init__", "__call__", "__len__", "__getitem__", "__setitem__", "__iter__", "__next__", "__contains__",
-    "__repr__", "__str__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__bool__",
-    "__add__", "__sub__", "__mul__", "__truediv__", "__neg__", "__post_init__", "__name__", "__doc__",
-    "__future__", "__main__", "__version__"})
-
-_DUNDER = re.compile(r"__\w+__")
-
-# %% ../../nbs/10_sandbox.ipynb #af51c017
-class _StaticChecker(ast.NodeVisitor):
-    def __init__(self):
-        self.imported: set[str] = set()
-        self.problem: tuple[str, str] | None = None
-
-    def bad(self, node, reason: str, msg: str):
-        if self.problem is None: self.problem = (reason, f"line {getattr(node, 'lineno', '?')}: {msg}")
-
-    def _name(self, node, name: str, what: str, banned=BANNED_BUILTINS):
-        if name in banned: self.bad(node, "name", f"{what} {name!r} is not allowed")
-        elif _DUNDER.fullmatch(name) and name not in SAFE_DUNDERS: self.bad(node, "dunder", f"{what} {name!r} is not allowed (dunder access)")
-
-    def visit_Import(self, node):
-        for a in node.names:
-            if a.name not in ALLOWED_IMPORTS:
-                self.bad(node, "import", f"import of {a.name!r} is not allowed; allowed: {', '.join(sorted(ALLOWED_IMPORTS))}")
-            if a.asname: self._name(node, a.asname, "name")
-            self.imported.add(a.asname or a.name.split(".")[0])
-
-    def visit_ImportFrom(self, node):
-        if node.level or node.module not in ALLOWED_IMPORTS:
-            self.bad(node, "import", f"import from {('.' * node.level) + (node.module or '')!r} is not allowed; "
-                     f"allowed: {', '.join(sorted(ALLOWED_IMPORTS))}")
-        for a in node.names:
-            if a.name == "*": self.bad(node, "import", "'import *' is not allowed")
-            self._name(node, a.name, "imported name", BANNED_ATTRS)
-            if a.asname: self._name(node, a.asname, "name")
-            self.imported.add(a.asname or a.name)
-        self.generic_visit(node)
-
-    def visit_Name(self, node):
-        self._name(node, node.id, "name")
-
-    def visit_Attribute(self, node):
-        self._name(node, node.attr, "attribute", BANNED_ATTRS)
-        root = node.value
-        while isinstance(root, (ast.Attribute, ast.Subscript, ast.Call)): root = root.value if not isinstance(root, ast.Call) else root.func
-        if isinstance(root, ast.Name) and root.id in self.imported:
-            if node.attr.startswith("_") and not _DUNDER.fullmatch(node.attr):
-                self.bad(node, "name", f"private attribute {node.attr!r} of module {root.id!r} is not allowed")
-            if isinstance(node.ctx, (ast.Store, ast.Del)):
-                self.bad(node, "monkeypatch", f"assigning to or deleting {ast.unparse(node)!r} would monkey-patch "
-                         f"the imported module {root.id!r}; use your own names instead")
-        self.generic_visit(node)
-
-    def visit_Subscript(self, node):
-        root = node.value
-        while isinstance(root, (ast.Attribute, ast.Subscript)): root = root.value
-        if isinstance(node.ctx, (ast.Store, ast.Del)) and isinstance(root, ast.Name) and root.id in self.imported:
-            self.bad(node, "monkeypatch", f"storing into {ast.unparse(node)!r} would modify the imported {root.id!r}")
-        self.generic_visit(node)
-
-    def visit_Constant(self, node):
-        if isinstance(node.value, str):
-            for m in _DUNDER.findall(node.value):
-                if m not in SAFE_DUNDERS: self.bad(node, "dunder", f"string containing {m!r} is not allowed (dunder access)")
-
-    def visit_Call(self, node):
-        f = node.func
-        if isinstance(f, ast.Name) and f.id in ("getattr", "hasattr"):
-            a = node.args[1] if len(node.args) > 1 else None
-            if not (isinstance(a, ast.Constant) and isinstance(a.value, str)):
-                self.bad(node, "name", f"{f.id}() needs a constant attribute name")
-            elif a.value.startswith("_") or a.value in BANNED_ATTRS:
-                self.bad(node, "name", f"{f.id}(..., {a.value!r}) is not allowed")
-        self.generic_visit(node)
-
-    def _def(self, node):
-        self._name(node, node.name, "definition")
-        self.generic_visit(node)
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _def
-
-    def visit_arg(self, node):
-        self._name(node, node.arg, "argument")
-        self.generic_visit(node)
-
-    def visit_keyword(self, node):
-        if node.arg: self._name(node, node.arg, "keyword")
-        self.generic_visit(node)
-
-_TOP_OK = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign, ast.Pass)
-
-def _top_level_problem(tree) -> tuple[str, str] | None:
-    for s in tree.body:
-        if isinstance(s, _TOP_OK) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)): continue
-        if isinstance(s, ast.If) and "__main__" in ast.unparse(s.test): continue    # never true: the component runs as a module
-        return "toplevel", f"line {s.lineno}: module-level {type(s).__name__.lower()} statement is not allowed; only imports, definitions and assignments (put code inside functions)"
-    return None
-
-# %% ../../nbs/10_sandbox.ipynb #5ff0da7d
-def _arity_ok(fn: ast.FunctionDef, n: int) -> tuple[bool, str]:
-    a = fn.args
-    pos = a.posonlyargs + a.args
-    required = len(pos) - len(a.defaults)
-    missing_kw = [k.arg for k, d in zip(a.kwonlyargs, a.kw_defaults) if d is None]
-    ok = required <= n and (len(pos) >= n or a.vararg is not None) and not missing_kw
-    return ok, f"({', '.join(p.arg for p in pos)})"
-
-def _dotted(e) -> str:
-    return f"{_dotted(e.value)}.{e.attr}" if isinstance(e, ast.Attribute) else (e.id if isinstance(e, ast.Name) else "")
-
-def _signature_problem(tree, kind: Spec) -> tuple[str | None, str | None]:
-    "(problem message, entry name)."
-    top = {s.name: s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-    for name, n in kind.functions.items():
-        fn = top.get(name)
-        if not isinstance(fn, ast.FunctionDef):
-            return f"define a module-level function {name}() taking {n} argument(s); {kind.contract}", None
-        ok, sig = _arity_ok(fn, n)
-        if not ok: return f"function {name}{sig} must accept exactly {n} positional argument(s); {kind.contract}", None
-    if not kind.module_class: return None, ",".join(kind.functions)
-    modules, entry = set(), None
-    for s in tree.body:
-        if not isinstance(s, ast.ClassDef): continue
-        if any(_dotted(b) in ("nn.Module", "torch.nn.Module", "Module") or _dotted(b) in modules for b in s.bases):
-            modules.add(s.name)
-            init = next((f for f in s.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
-            if init is not None and _arity_ok(init, 3)[0]: entry = s.name
-    if entry is None:
-        return ("define a class subclassing nn.Module with __init__(self, obs_dim, act_dim)" +
-                (f" (found nn.Module classes {sorted(modules)} with other __init__ signatures)" if modules else "") + f"; {kind.contract}"), None
-    return None, entry
-
-# %% ../../nbs/10_sandbox.ipynb #680aed08
-def static_check(code: str, spec=None, limits: Limits | None = None) -> Verdict:
-    "Stage 1: size, syntax, imports, names, dunders, monkey-patching, module-level statements and (with a `spec`) the entry points' signatures."
-    t0, limits = time.perf_counter(), limits or Limits()
-    spec = None if spec is None else as_spec(spec)
-    if not code or not code.strip(): return _fail("static", "syntax", "no code found in the reply", t0)
-    if len(code) > limits.max_source_chars:
-        return _fail("static", "size", f"source has {len(code)} characters; the limit is {limits.max_source_chars}", t0)
-    try: tree = ast.parse(code)
-    except SyntaxError as e: return _fail("static", "syntax", f"line {e.lineno}: syntax error: {e.msg}", t0)
-    except (ValueError, RecursionError, MemoryError) as e: return _fail("static", "syntax", f"cannot parse: {e!r}", t0)
-    c = _StaticChecker()
-    try: c.visit(tree)
-    except RecursionError: return _fail("static", "size", "the code is nested too deeply", t0)
-    problem = c.problem or _top_level_problem(tree)
-    if problem: return _fail("static", problem[0], problem[1], t0)
-    msg, entry = _signature_problem(tree, spec) if spec is not None else (None, None)
-    if msg: return _fail("static", "signature", msg, t0)
-    return Verdict(True, "static", "ok", {"reason": "ok", "entry": entry}, time.perf_counter() - t0)
+__all__ = ['CANDIDATE_FILE', 'TRUSTED_PREFIXES', 'AuditGuard', 'load_component', 'entry_points', 'ContractError', 'same', 'as_np',
+           'resolve', 'check_component', 'seed_numba_cache', 'Sandbox', 'run_in_sandbox', 'validate', 'bench_sandbox']
 
 # %% ../../nbs/10_sandbox.ipynb #4f33ca21
 _DENY_PREFIX = ("socket.", "ctypes.", "subprocess.", "os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
@@ -296,7 +49,7 @@ class AuditGuard:
         self.read_ok = read_roots + ("/dev/null", "/dev/urandom")
 
     def refuse(self, event: str, detail: str):
-        msg = f"{event} {_short(detail, 120)}"
+        msg = f"{event} {short_text(detail, 120)}"
         if len(self.blocked) < 20: self.blocked.append(msg)
         raise PermissionError(f"sandbox: {msg} is not allowed")
 
@@ -446,7 +199,7 @@ def _describe(e: BaseException) -> str:
     "Exception type and message, with the line of the candidate source where it was raised."
     where = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == CANDIDATE_FILE]
     loc = f" (candidate line {where[-1].lineno}: {where[-1].line.strip() if where[-1].line else ''})" if where else ""
-    return _short(f"{type(e).__name__}: {e}", 300) + loc
+    return short_text(f"{type(e).__name__}: {e}", 300) + loc
 
 def _net_isolated() -> bool:
     import socket
@@ -465,6 +218,7 @@ def _split_arrays(d: dict) -> tuple[dict, dict]:
         else: js[k] = v
     return js, arrs
 
+# %% ../../nbs/10_sandbox.ipynb #4f3e09b1
 def _limit(res, soft: int, hard: int | None = None):
     "Lower (never raise above the inherited hard limit, unless root) one rlimit of this process."
     hard = soft if hard is None else hard
@@ -500,7 +254,7 @@ def _run_job(scratch: str, net_ns: bool):
     try:
         r = task(req["code"], req["kind"], req["payload"])
         res["details"] = r if isinstance(r, dict) else {"result": r}
-    except ContractError as e: res = {"ok": False, "message": _short(str(e)), "reason": "contract"}
+    except ContractError as e: res = {"ok": False, "message": short_text(str(e)), "reason": "contract"}
     except MemoryError: res = {"ok": False, "message": f"out of memory (the limit is {req['mem_mb']} MB of address space)", "reason": "memory"}
     except BaseException as e:
         mem = "can't allocate memory" in str(e) or "bad_alloc" in str(e)
@@ -516,13 +270,14 @@ def _run_job(scratch: str, net_ns: bool):
     js, arrs = _split_arrays(res.get("details", {}))
     res["details"] = js
     res.update(stdout=out.text()[:2000], stderr=err.text()[:2000], blocked=guard.blocked, run_seconds=run_s, net_namespace=net_ns)
-    try: text = json.dumps(res, allow_nan=False, default=lambda o: o.item() if isinstance(o, np.generic) else _short(repr(o), 200))
+    try: text = json.dumps(res, allow_nan=False, default=lambda o: o.item() if isinstance(o, np.generic) else short_text(repr(o), 200))
     except ValueError as e: text = json.dumps({"ok": False, "message": f"the task returned non-JSON values: {e}", "reason": "output"})
     if len(text) + sum(a.nbytes for a in arrs.values()) > req["max_result_bytes"]:
         text, arrs = json.dumps({"ok": False, "message": f"the result is too large (over {req['max_result_bytes']} bytes)", "reason": "output"}), {}
     if arrs: np.savez(os.path.join(scratch, "result.npz"), **arrs)
     Path(scratch, "result.json").write_text(text)
 
+# %% ../../nbs/10_sandbox.ipynb #69e56701
 def _wait_child(pid: int, wall_s: float) -> tuple[int, bool]:
     "Wait for a job child; after `wall_s` kill its process group. (exit code, negative = signal; timed out)."
     end = time.monotonic() + wall_s
@@ -561,6 +316,7 @@ def _worker_main():
         rc, timed_out = _wait_child(pid, job["wall_s"])
         proto.write(json.dumps({"rc": rc, "timed_out": timed_out}) + "\n")
 
+# %% ../../nbs/10_sandbox.ipynb #f695cf0f
 def seed_numba_cache() -> int:
     "Copy serl's compiled numba kernels (the package's `__pycache__`) into this process's `NUMBA_CACHE_DIR` so they load instead of recompiling; files copied (a warm-up step of workers)."
     import glob, hashlib, serl
@@ -575,7 +331,6 @@ def seed_numba_cache() -> int:
         for f in files: shutil.copy2(f, dst)
         n += len(files)
     return n
-
 
 # %% ../../nbs/10_sandbox.ipynb #44b090d8
 _CLONE_NEWNET, _CLONE_NEWUSER = 0x40000000, 0x10000000
@@ -610,6 +365,7 @@ def _preexec(limits: Limits, cpu_s: int, nproc: int, libc):
             if libc.unshare(_CLONE_NEWNET) != 0: libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
     return f
 
+# %% ../../nbs/10_sandbox.ipynb #da4bd8c3
 def _kill_session(sid: int):
     "SIGKILL every process of session `sid` (the server and all its jobs)."
     for p in os.listdir("/proc"):
@@ -707,56 +463,59 @@ class Sandbox:
         try: self.close()
         except Exception: pass
 
-    def run(self, code: str, spec, task: str | None = None, payload: dict | None = None,
-            limits: Limits | None = None, static: bool = True) -> Verdict:
-        "Stage 1 (unless `static=False`), then in a fresh fork of the worker the trusted `task(code, spec.name, payload)`, or (no task) `check_component` with the spec's check; a `Verdict`."
-        t0, limits, payload, spec = time.perf_counter(), limits or self.limits, dict(payload or {}), as_spec(spec)
-        if task is not None: resolve(task)                             # trusted tasks only
-        if task is None and not spec.check: raise SerlError(f"sandbox: spec {spec.name!r} has no check and no task was given")
-        entry = None
-        if static:
-            v = static_check(code, spec, limits)
-            if not v.ok: return v
-            entry = v.details.get("entry")
-        preload = [*spec.preload, *([spec.check] if task is None else []), *([payload["validator"]] if "validator" in payload else [])]
-        for p in preload: resolve(p)
-        self.start()
-        scratch = Path(tempfile.mkdtemp(prefix="job-", dir=self.root))
-        try:
-            req = dict(code=code, kind=spec.name, spec=asdict(spec), task=task, payload=payload, preload=preload,
-                       read_roots=_read_roots(str(scratch), limits.read_paths),
-                       max_stdout_chars=limits.max_stdout_chars, max_result_bytes=limits.max_result_bytes, mem_mb=limits.mem_mb,
-                       cpu_s=limits.cpu_s, fsize_mb=limits.fsize_mb)
-            (scratch / "request.json").write_text(json.dumps(req))
-            self._send({"scratch": str(scratch), "wall_s": limits.wall_s, "preload": preload + ([task] if task else [])})
-            reply = self._recv(limits.wall_s + 30)
-            if reply is None:                                          # the server itself hangs or died: kill everything
-                self.close()
-                return _fail("runtime", "timeout", f"wall-clock timeout after {limits.wall_s:g} s; the worker was killed", t0)
-            if reply["timed_out"]:
-                return _fail("runtime", "timeout", f"wall-clock timeout after {limits.wall_s:g} s: an infinite loop, a sleep or far too slow; the job was killed", t0)
-            rc = reply["rc"]
-            res, arrs = _read_result(scratch, limits)
-            stderr = _tail(scratch / "stderr.txt")
-            if res is None:
-                if rc < 0 and -rc in _SIGNALS:
-                    reason, msg = _SIGNALS[-rc]
-                    return _fail("runtime", reason, msg.format(cpu=limits.cpu_s, fsize=limits.fsize_mb), t0, stderr=stderr)
-                if "MemoryError" in stderr or "bad_alloc" in stderr:
-                    return _fail("runtime", "memory", f"out of memory (the limit is {limits.mem_mb} MB of address space)", t0, stderr=stderr)
-                return _fail("runtime", "crash", f"the job exited with code {rc} without a result; stderr: {stderr[-300:]}", t0, stderr=stderr)
-            details = {k: v for k, v in res.items() if k not in ("ok", "message", "details")}
-            details.update(res.get("details") or {}, **arrs)
-            details["reason"] = res.get("reason", "ok") if not res.get("ok") else "ok"
-            if entry: details.setdefault("entry", entry)
-            if not res.get("ok"): return Verdict(False, "runtime", _short(res.get("message", "failed")), details, time.perf_counter() - t0)
-            if task is None:
-                try: _parent_recheck(spec, payload, details)
-                except ContractError as e: return _fail("runtime", "contract", f"parent re-check: {e}", t0, **details)
-            return Verdict(True, "runtime", "ok", details, time.perf_counter() - t0)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+# %% ../../nbs/10_sandbox.ipynb #df25e1dc
+@patch
+def run(self: Sandbox, code: str, spec, task: str | None = None, payload: dict | None = None,
+        limits: Limits | None = None, static: bool = True) -> Verdict:
+    "Stage 1 (unless `static=False`), then in a fresh fork of the worker the trusted `task(code, spec.name, payload)`, or (no task) `check_component` with the spec's check; a `Verdict`."
+    t0, limits, payload, spec = time.perf_counter(), limits or self.limits, dict(payload or {}), as_spec(spec)
+    if task is not None: resolve(task)                             # trusted tasks only
+    if task is None and not spec.check: raise SerlError(f"sandbox: spec {spec.name!r} has no check and no task was given")
+    entry = None
+    if static:
+        v = static_check(code, spec, limits)
+        if not v.ok: return v
+        entry = v.details.get("entry")
+    preload = [*spec.preload, *([spec.check] if task is None else []), *([payload["validator"]] if "validator" in payload else [])]
+    for p in preload: resolve(p)
+    self.start()
+    scratch = Path(tempfile.mkdtemp(prefix="job-", dir=self.root))
+    try:
+        req = dict(code=code, kind=spec.name, spec=asdict(spec), task=task, payload=payload, preload=preload,
+                   read_roots=_read_roots(str(scratch), limits.read_paths),
+                   max_stdout_chars=limits.max_stdout_chars, max_result_bytes=limits.max_result_bytes, mem_mb=limits.mem_mb,
+                   cpu_s=limits.cpu_s, fsize_mb=limits.fsize_mb)
+        (scratch / "request.json").write_text(json.dumps(req))
+        self._send({"scratch": str(scratch), "wall_s": limits.wall_s, "preload": preload + ([task] if task else [])})
+        reply = self._recv(limits.wall_s + 30)
+        if reply is None:                                          # the server itself hangs or died: kill everything
+            self.close()
+            return fail_verdict("runtime", "timeout", f"wall-clock timeout after {limits.wall_s:g} s; the worker was killed", t0)
+        if reply["timed_out"]:
+            return fail_verdict("runtime", "timeout", f"wall-clock timeout after {limits.wall_s:g} s: an infinite loop, a sleep or far too slow; the job was killed", t0)
+        rc = reply["rc"]
+        res, arrs = _read_result(scratch, limits)
+        stderr = _tail(scratch / "stderr.txt")
+        if res is None:
+            if rc < 0 and -rc in _SIGNALS:
+                reason, msg = _SIGNALS[-rc]
+                return fail_verdict("runtime", reason, msg.format(cpu=limits.cpu_s, fsize=limits.fsize_mb), t0, stderr=stderr)
+            if "MemoryError" in stderr or "bad_alloc" in stderr:
+                return fail_verdict("runtime", "memory", f"out of memory (the limit is {limits.mem_mb} MB of address space)", t0, stderr=stderr)
+            return fail_verdict("runtime", "crash", f"the job exited with code {rc} without a result; stderr: {stderr[-300:]}", t0, stderr=stderr)
+        details = {k: v for k, v in res.items() if k not in ("ok", "message", "details")}
+        details.update(res.get("details") or {}, **arrs)
+        details["reason"] = res.get("reason", "ok") if not res.get("ok") else "ok"
+        if entry: details.setdefault("entry", entry)
+        if not res.get("ok"): return Verdict(False, "runtime", short_text(res.get("message", "failed")), details, time.perf_counter() - t0)
+        if task is None:
+            try: _parent_recheck(spec, payload, details)
+            except ContractError as e: return fail_verdict("runtime", "contract", f"parent re-check: {e}", t0, **details)
+        return Verdict(True, "runtime", "ok", details, time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
+# %% ../../nbs/10_sandbox.ipynb #8e071c8f
 def run_in_sandbox(code: str, spec, task: str | None = None, payload: dict | None = None,
                    limits: Limits | None = None, static: bool = True, sandbox: Sandbox | None = None) -> Verdict:
     "Validate `code` (stage 1, unless `static=False`) and run the job (`task`, or the spec's check) in a limited worker; a `Verdict`."
@@ -772,80 +531,6 @@ def validate(reply: str, spec, payload: dict | None = None, limits: Limits | Non
     v = run_in_sandbox(code, spec, payload=payload, limits=limits, sandbox=sandbox)
     v.details["code"] = code
     return v
-
-# %% ../../nbs/10_sandbox.ipynb #ef6e189a
-@dataclass
-class Attack:
-    "One adversarial component: the reason stage 1 must refuse it with, and the reasons stage 2 alone may stop it with."
-    name: str
-    code: str
-    kind: str = "reward"                   # a label: the caller maps it to the spec the attack runs under
-    static: str = ""                       # expected stage-1 reason ("" = stage 1 lets it through)
-    runtime: tuple = ()                    # acceptable stage-2 reasons with stage 1 off (() = not run)
-    limits: dict = field(default_factory=dict)
-    secret: str = ""                       # must not appear in the verdict
-
-def adversarial_cases(sentinel: str, cwd: str, secret_var: str = "SERL_SANDBOX_SECRET") -> list[Attack]:
-    "The attack catalogue; `sentinel` is a file that must not change, `cwd` a directory that must stay as it is."
-    S, D = repr(str(sentinel)), repr(str(cwd))
-    R = "def reward(b):\n"
-    T = "import torch\n" + R
-    return [
-        Attack("infinite loop (CPU limit)", R + "    while True: pass", runtime=("cpu", "timeout"), limits=dict(cpu_s=2, wall_s=20)),
-        Attack("sleep (wall clock)", T + "    torch.sys.modules['time'].sleep(60)", static="name", runtime=("timeout",), limits=dict(wall_s=2)),
-        Attack("fork bomb", T + "    while True:\n        torch.os.fork()", static="name", runtime=("blocked",)),
-        Attack("fork via _posixsubprocess", T + "    torch.sys.modules['_posixsubprocess'].fork_exec(['/bin/true'])", static="name", runtime=("blocked",)),
-        Attack("memory bomb", "import numpy as np\n" + R + "    x = []\n    while True:\n        x.append(np.ones(10**7))",
-               runtime=("memory",), limits=dict(mem_mb=1800)),
-        Attack("write the sentinel file", T + f"    fd = torch.os.open({S}, torch.os.O_WRONLY | torch.os.O_TRUNC)\n    torch.os.write(fd, b'pwned')\n    return b['fill']",
-               static="name", runtime=("blocked",)),
-        Attack("write into the parent's cwd", "import numpy as np\n" + R + f"    np.savetxt({D} + '/pwned.txt', np.zeros(3))\n    return b['fill']",
-               static="name", runtime=("blocked",)),
-        Attack("read /etc/passwd", T + "    fd = torch.os.open('/etc/passwd', torch.os.O_RDONLY)\n    raise ValueError(torch.os.read(fd, 200))",
-               static="name", runtime=("blocked",)),
-        Attack("read /etc/passwd with numpy", "import numpy as np\n" + R + "    raise ValueError(bytes(np.fromfile('/etc/passwd', dtype=np.uint8)))",
-               static="name", runtime=("exception", "blocked")),   # numpy looks `open` up in the caller's (restricted) builtins
-        Attack("environment variables", T + "    raise ValueError(repr(dict(torch.os.environ)))", static="name", runtime=("exception",), secret=secret_var),
-        Attack("parent's environment via /proc", T + "    fd = torch.os.open('/proc/%d/environ' % torch.os.getppid(), 0)\n    raise ValueError(torch.os.read(fd, 100000))",
-               static="name", runtime=("blocked",), secret=secret_var),
-        Attack("open a socket", T + "    torch.sys.modules['socket'].create_connection(('1.1.1.1', 80), timeout=3)\n    return b['fill']",
-               static="name", runtime=("blocked",)),
-        Attack("subprocess", T + f"    torch.sys.modules['subprocess'].run(['touch', {D} + '/pwned2'])\n    return b['fill']", static="name", runtime=("blocked",)),
-        Attack("os.system", T + f"    torch.os.system('touch ' + {D} + '/pwned3')\n    return b['fill']", static="name", runtime=("blocked",)),
-        Attack("__subclasses__ escape to os.system", R + "    for c in ().__class__.__bases__[0].__subclasses__():\n"
-               f"        if c.__name__ == '_wrap_close':\n            c.__init__.__globals__['system']('touch ' + {D} + '/pwned4')\n    return b['fill']",
-               static="dunder", runtime=("blocked",)),
-        Attack("__import__", R + "    return __import__('os').system('true')", static="name", runtime=("exception",)),
-        Attack("__builtins__", R + "    return __builtins__['open']('/etc/passwd').read()", static="dunder", runtime=("exception",)),
-        Attack("monkey-patch numpy", "import numpy as np\n" + R + "    np.mean = lambda *a, **k: 0.0\n    return b['fill']", static="monkeypatch",
-               runtime=("monkeypatch",)),
-        Attack("monkey-patch torch", T + "    torch.Tensor.sum = lambda self, *a, **k: self\n    return b['fill']", static="monkeypatch",
-               runtime=("monkeypatch",)),
-        Attack("NaN output", R + "    return b['avg_price']", runtime=("contract",)),
-        Attack("inf output", R + "    return b['quantity'] / b['fill']", runtime=("contract",)),
-        Attack("mutates its input", R + "    b['remaining'].zero_()\n    return b['fill']", runtime=("contract",)),
-        Attack("stdout flood", R + "    for i in range(200000):\n        print('spam' * 10)\n    return b['fill']", runtime=("output",)),
-        Attack("fd-level stdout flood", T + "    while True:\n        torch.os.write(1, b'x' * 10**6)", static="name",
-               runtime=("exception", "output"), limits=dict(fsize_mb=4)),
-        Attack("huge return (profiles)", "def profiles():\n    return [dict(type='noise')] * 10**6", kind="profiles", runtime=("contract",)),
-        Attack("huge return (scenario)", "import numpy as np\ndef scenario(rng, n):\n    return np.ones(10**7), np.ones(10**7)", kind="scenario",
-               runtime=("contract",)),
-        Attack("infinite recursion", R + "    return reward(b)", runtime=("exception",)),
-    ]
-
-def run_attack(a: Attack, spec, sandbox: Sandbox | None = None) -> tuple[Verdict, Verdict | None]:
-    "Stage 1 on `a` under `spec` (the spec of `a.kind`), then (if `a.runtime`) stage 2 alone; raise AssertionError unless both stop it as the catalogue says."
-    v1 = static_check(a.code, spec)
-    if a.static: assert not v1.ok and v1.reason == a.static, f"{a.name}: stage 1 gave {v1.reason!r} ({v1.message}), expected {a.static!r}"
-    else: assert v1.ok, f"{a.name}: stage 1 should let it through, gave {v1.message}"
-    v2 = None
-    if a.runtime:
-        lim = dataclasses.replace(sandbox.limits if sandbox else Limits(), **a.limits)
-        v2 = run_in_sandbox(a.code, spec, limits=lim, static=False, sandbox=sandbox)
-        assert not v2.ok and v2.stage == "runtime" and v2.reason in a.runtime, f"{a.name}: stage 2 gave {v2.reason!r} ({v2.message}), expected {a.runtime}"
-        if a.secret:
-            assert os.environ.get(a.secret, "") not in (v2.message + json.dumps(v2.details, default=str)), f"{a.name}: the secret leaked"
-    return v1, v2
 
 # %% ../../nbs/10_sandbox.ipynb #aa4eb607
 def bench_sandbox(code: str, spec, n: int = 20) -> dict:

@@ -16,7 +16,7 @@ from fastcore.basics import patch
 
 from ..core import SerlError, RunRecords, DataConfig, EnvConfig, config_to_dict, cache_dir, progress, seed_everything
 from ..design.designers import Candidate, Designer
-from ..design.sandbox import Verdict
+from ..design.static_check import Verdict
 from ..design.kinds import KINDS, designed, job_kind, slot_kind
 from .inner import (EvolveConfig, evolve_config, EVOLVE_SCALES, SETTINGS, SINGLE_KINDS, MULTI_KINDS, DESIGNED_KINDS, TASKS,
                              TRAIN_TASK, MA_TRAIN_TASK, candidate_payload, training_limits, WorkerPool, split_result,
@@ -76,7 +76,7 @@ class SelfEvolvingRun:
         self.show_progress = show_progress
         self.lle = bool(getattr(llm, "has_weights", False)) if self.cfg.lle is None else bool(self.cfg.lle)
         seed_everything(self.seed)
-        from serl.design.dek import reset_adapters
+        from serl.design.lle import reset_adapters
         if dek is None: reset_adapters(llm)                               # a model cached in this process may carry an earlier run's LoRA
         self.dek = dek if dek is not None else self._make_dek()
         self.designers = make_designers(llm, self.cfg, dataset.splits["train"])

@@ -15,7 +15,8 @@ import pandas as pd
 from ..core import SerlError, DataConfig, EnvConfig, config_to_dict, config_from_dict, cache_dir
 from ..core import SCALES, EXECUTION_PPO, scale_preset, execution_ppo
 from ..design.designers import warm_scoring
-from ..design.sandbox import Sandbox, Limits, ContractError, load_component, seed_numba_cache
+from ..design.sandbox import Sandbox, ContractError, load_component, seed_numba_cache
+from ..design.static_check import Limits
 from ..design.kinds import KINDS, settings, job_kind, slot_kind, entry, static_check
 
 # %% auto #0

@@ -15,7 +15,8 @@ from ...core import SerlError, DataConfig, EnvConfig
 from ...market.synthetic import generate_synthetic
 from ...agent.envs import MultiAgentExecutionEnv, NoMessage, MeanMessage, group_orders, PRIVATE_FEATURES
 from ..designers import Designer, CandidateBuffer, ScriptedLLM
-from ..sandbox import Limits, Sandbox, extract_code, seed_numba_cache, load_component, entry_points, ContractError, as_np, same
+from ..sandbox import Sandbox, seed_numba_cache, load_component, entry_points, ContractError, as_np, same
+from ..static_check import Limits, extract_code
 from ..kinds import Kind
 
 # %% auto #0

@@ -15,7 +15,8 @@ from ...core import SerlError, DataConfig, EnvConfig, rng
 from ...market.bars import Panel, reference_volume
 from ...market.synthetic import generate_synthetic
 from ...market.data import Orders, make_orders
-from ..sandbox import extract_code, ContractError, load_component, entry_points, as_np, same
+from ..sandbox import ContractError, load_component, entry_points, as_np, same
+from ..static_check import extract_code
 from ..kinds import Kind
 from .profiles import market_realism, short_panel
 from ..designers import Designer
