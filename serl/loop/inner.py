@@ -56,9 +56,9 @@ class EvolveConfig:
     static_num_envs: int = 128
     dynamic_num_envs: int = 4
     dynamic_n_steps: int | None = None
-    n_epochs: int = 4
-    lr: float = 3e-4
-    hidden: tuple = (64, 64)
+    n_epochs: int = EXECUTION_PPO["n_epochs"]       # the execution-PPO fields (INNER_PPO_FIELDS): serl.core.EXECUTION_PPO
+    lr: float = EXECUTION_PPO["lr"]
+    hidden: tuple = EXECUTION_PPO["hidden"]
     orders_per_day: int = 4           # training parent orders per stock-day
     val_orders: int | None = 64       # validation orders scored per evaluation
     eval_every: int = 2
