@@ -13,6 +13,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 from numba import njit, prange
+from fastcore.basics import patch
 
 from ..core import SerlError, rng
 from .lob import kernel, BookArrays, new_book_arrays, submit_nb, cancel_nb, modify_nb, state_vector_nb, state_names, LIMIT, MARKET, IOC, BUY, SELL
@@ -453,7 +454,7 @@ def _grow_books(bk: dict, capacity: int) -> dict:
     out["meta"] = bk["meta"].copy(); out["meta"][:, _FREE] = old
     return out
 
-# %% ../../nbs/04_market.ipynb #3bc1cd1e
+# %% ../../nbs/04_market.ipynb #9612ff77
 class MarketSim:
     "B independent simulated markets, each anchored on one stock-day of a Panel, with A execution agents."
     def __init__(self, panel, profiles=None, cfg: MarketConfig | None = None, n_agents: int = 1, seed: int = 0):
@@ -489,94 +490,102 @@ class MarketSim:
         "(B,) mid price in $ now (the end of the last simulated minute)."
         return (self._mid + self._pmin) * self._tick
 
-    def _day(self, row: int):
-        "Grid, unit and anchors (value path in ticks from the grid's bottom, activity) of panel row `row`."
-        p, cfg = self.panel, self.cfg
-        nb = int(p.n_bars[row]); lo, hi = float(p.low[row, :nb].min()), float(p.high[row, :nb].max())
-        tick = cfg.tick or (0.01 if lo >= 1 else 1e-4)
-        pmin = int(math.floor(lo * (1 - cfg.grid) / tick)); n = int(math.ceil(hi * (1 + cfg.grid) / tick)) - pmin + 1
-        c = p.close[row, :nb] / tick - pmin
-        vol = p.volume[row, :nb]; mean = vol.mean() if vol.sum() > 0 else 1.0
-        lot = float(p.lot_size[row])
-        unit = cfg.unit_shares or lot * max(1.0, round(mean / self.lots_per_minute / lot))
-        return dict(tick=tick, pmin=pmin, n=n, nb=nb, unit=unit, v_end=c, v_start=np.r_[p.open[row, 0] / tick - pmin, c[:-1]],
-                    act=np.maximum(vol / mean, cfg.min_activity))
+# %% ../../nbs/04_market.ipynb #c0454fee
+@patch
+def _day(self: MarketSim, row: int):
+    "Grid, unit and anchors (value path in ticks from the grid's bottom, activity) of panel row `row`."
+    p, cfg = self.panel, self.cfg
+    nb = int(p.n_bars[row]); lo, hi = float(p.low[row, :nb].min()), float(p.high[row, :nb].max())
+    tick = cfg.tick or (0.01 if lo >= 1 else 1e-4)
+    pmin = int(math.floor(lo * (1 - cfg.grid) / tick)); n = int(math.ceil(hi * (1 + cfg.grid) / tick)) - pmin + 1
+    c = p.close[row, :nb] / tick - pmin
+    vol = p.volume[row, :nb]; mean = vol.mean() if vol.sum() > 0 else 1.0
+    lot = float(p.lot_size[row])
+    unit = cfg.unit_shares or lot * max(1.0, round(mean / self.lots_per_minute / lot))
+    return dict(tick=tick, pmin=pmin, n=n, nb=nb, unit=unit, v_end=c, v_start=np.r_[p.open[row, 0] / tick - pmin, c[:-1]],
+                act=np.maximum(vol / mean, cfg.min_activity))
 
-    def reset(self, rows, start, seed: int | None = None) -> None:
-        "Build B = len(rows) markets on panel rows `rows` and warm each up to bar `start[i]`."
-        rows = np.asarray(rows, np.int64).reshape(-1); start = np.broadcast_to(np.asarray(start, np.int64), rows.shape).copy()
-        if seed is not None: self.seed = int(seed)
-        if len(rows) == 0: raise SerlError("MarketSim.reset: rows is empty")
-        bad = np.flatnonzero((rows < 0) | (rows >= len(self.panel)))
-        if len(bad): raise SerlError(f"MarketSim.reset: rows[{bad[0]}] = {rows[bad[0]]} is not a row of panel {self.panel.name} ({len(self.panel)} rows)")
-        bad = np.flatnonzero((start < 0) | (start >= self.panel.n_bars[rows]))
-        if len(bad):
-            i = bad[0]; raise SerlError(f"MarketSim.reset: start[{i}] = {start[i]} is outside the {self.panel.n_bars[rows[i]]} bars of "
-                                        f"{self.panel.instrument[rows[i]]} {self.panel.date[rows[i]]}")
-        self.rows = rows; B, K, L, A = len(rows), len(self.agents), self.L, self.n_agents
-        days = [self._day(int(r)) for r in rows]
-        T = max(d["nb"] for d in days)
-        for k in ("tick", "pmin", "unit", "nb"): setattr(self, "_" + k, np.array([d[k] for d in days]))
-        self._anchor = {k: np.zeros((B, T)) for k in ("v_start", "v_end", "act")}
-        for i, d in enumerate(days):
-            for k in self._anchor: self._anchor[k][i, :d["nb"]] = d[k]
-        self._bk = _stack_books([new_book_arrays(d["n"], d["pmin"], 1024) for d in days])
-        self._mseed = np.array([_mix32(self.seed, i, r) for i, r in enumerate(rows)], np.int64)
-        self._lists = np.zeros((B, K, self.cfg.max_resting), np.int64); self._nlist = np.zeros((B, K), np.int64)
-        self._mm = dict(r=np.zeros((B, K)), v=np.full((B, K), -1e9), t=np.full((B, K), -1e9), inv=np.zeros((B, K), np.int64),
-                        ids=np.full((B, K, 2, L), -1, np.int64), q=np.zeros((B, K, 2, L), np.int64))
-        self._mom = np.zeros((B, K))
-        self._out = np.zeros((B, 9)); self._out_ag = np.zeros((B, 2, A)); self._mid = np.zeros(B)
-        self._state = np.zeros((B, len(state_names(self.cfg.depth))))
-        self._last = self._anchor["v_start"][:, 0].copy(); self.msgs = np.zeros(B, np.int64); self.events = np.zeros(B, np.int64)
-        self.dropped = np.zeros(B, np.int64)
-        self._carry = np.zeros((B, A))
-        none = np.zeros((B, A), np.int64); side = np.ones((B, A), np.int64)
-        for w in range(self.cfg.warmup_minutes, 0, -1): self._run(start - w, none, side)
-        self._bar = start.copy()
+# %% ../../nbs/04_market.ipynb #b2d8f64b
+@patch
+def reset(self: MarketSim, rows, start, seed: int | None = None) -> None:
+    "Build B = len(rows) markets on panel rows `rows` and warm each up to bar `start[i]`."
+    rows = np.asarray(rows, np.int64).reshape(-1); start = np.broadcast_to(np.asarray(start, np.int64), rows.shape).copy()
+    if seed is not None: self.seed = int(seed)
+    if len(rows) == 0: raise SerlError("MarketSim.reset: rows is empty")
+    bad = np.flatnonzero((rows < 0) | (rows >= len(self.panel)))
+    if len(bad): raise SerlError(f"MarketSim.reset: rows[{bad[0]}] = {rows[bad[0]]} is not a row of panel {self.panel.name} ({len(self.panel)} rows)")
+    bad = np.flatnonzero((start < 0) | (start >= self.panel.n_bars[rows]))
+    if len(bad):
+        i = bad[0]; raise SerlError(f"MarketSim.reset: start[{i}] = {start[i]} is outside the {self.panel.n_bars[rows[i]]} bars of "
+                                    f"{self.panel.instrument[rows[i]]} {self.panel.date[rows[i]]}")
+    self.rows = rows; B, K, L, A = len(rows), len(self.agents), self.L, self.n_agents
+    days = [self._day(int(r)) for r in rows]
+    T = max(d["nb"] for d in days)
+    for k in ("tick", "pmin", "unit", "nb"): setattr(self, "_" + k, np.array([d[k] for d in days]))
+    self._anchor = {k: np.zeros((B, T)) for k in ("v_start", "v_end", "act")}
+    for i, d in enumerate(days):
+        for k in self._anchor: self._anchor[k][i, :d["nb"]] = d[k]
+    self._bk = _stack_books([new_book_arrays(d["n"], d["pmin"], 1024) for d in days])
+    self._mseed = np.array([_mix32(self.seed, i, r) for i, r in enumerate(rows)], np.int64)
+    self._lists = np.zeros((B, K, self.cfg.max_resting), np.int64); self._nlist = np.zeros((B, K), np.int64)
+    self._mm = dict(r=np.zeros((B, K)), v=np.full((B, K), -1e9), t=np.full((B, K), -1e9), inv=np.zeros((B, K), np.int64),
+                    ids=np.full((B, K, 2, L), -1, np.int64), q=np.zeros((B, K, 2, L), np.int64))
+    self._mom = np.zeros((B, K))
+    self._out = np.zeros((B, 9)); self._out_ag = np.zeros((B, 2, A)); self._mid = np.zeros(B)
+    self._state = np.zeros((B, len(state_names(self.cfg.depth))))
+    self._last = self._anchor["v_start"][:, 0].copy(); self.msgs = np.zeros(B, np.int64); self.events = np.zeros(B, np.int64)
+    self.dropped = np.zeros(B, np.int64)
+    self._carry = np.zeros((B, A))
+    none = np.zeros((B, A), np.int64); side = np.ones((B, A), np.int64)
+    for w in range(self.cfg.warmup_minutes, 0, -1): self._run(start - w, none, side)
+    self._bar = start.copy()
 
-    def _run(self, bars, lots, sides):
-        "One compiled minute of every market, after making sure every book has free slots for the minute's new orders."
-        bk = self._bk; C = bk["o_id"].shape[1]
-        act = np.where((bars >= 0) & (bars < self._nb), self._anchor["act"][np.arange(len(bars)), np.clip(bars, 0, self._anchor["act"].shape[1] - 1)], 1.0)
-        need = (C - bk["meta"][:, _NLIVE]) - (2 * self._limit_rate * act + 32 + self._mm_slots + lots.shape[1])
-        if need.min() < 0:
-            while need.min() < 0: C *= 2; need += C // 2
-            self._bk = bk = _grow_books(bk, C)
-        a, mm = self._anchor, self._mm
-        (_step_nb if len(bars) > 1 else _step_serial_nb)(*(bk[f] for f in BookArrays._fields), self._mseed, bars.astype(np.int64), a["v_start"], a["v_end"], a["act"], self._nb,
-                 self.ptype, self.P, self._lists, self._nlist, mm["r"], mm["v"], mm["t"], mm["inv"], mm["ids"], mm["q"], self._mom,
-                 lots, sides, self.cfg.depth, float(self.cfg.requote_ticks), bool(self.cfg.requote_on_hit), self._out, self._out_ag, self._mid, self._state)
-        o = self._out
-        self.msgs += o[:, O_MSGS].astype(np.int64); self.events += o[:, O_EVENTS].astype(np.int64); self.dropped += o[:, O_DROPPED].astype(np.int64)
-        self._last = np.where(o[:, O_VOL] > 0, o[:, O_CLOSE] - self._pmin, self._last)
+# %% ../../nbs/04_market.ipynb #e29d8939
+@patch
+def _run(self: MarketSim, bars, lots, sides):
+    "One compiled minute of every market, after making sure every book has free slots for the minute's new orders."
+    bk = self._bk; C = bk["o_id"].shape[1]
+    act = np.where((bars >= 0) & (bars < self._nb), self._anchor["act"][np.arange(len(bars)), np.clip(bars, 0, self._anchor["act"].shape[1] - 1)], 1.0)
+    need = (C - bk["meta"][:, _NLIVE]) - (2 * self._limit_rate * act + 32 + self._mm_slots + lots.shape[1])
+    if need.min() < 0:
+        while need.min() < 0: C *= 2; need += C // 2
+        self._bk = bk = _grow_books(bk, C)
+    a, mm = self._anchor, self._mm
+    (_step_nb if len(bars) > 1 else _step_serial_nb)(*(bk[f] for f in BookArrays._fields), self._mseed, bars.astype(np.int64), a["v_start"], a["v_end"], a["act"], self._nb,
+             self.ptype, self.P, self._lists, self._nlist, mm["r"], mm["v"], mm["t"], mm["inv"], mm["ids"], mm["q"], self._mom,
+             lots, sides, self.cfg.depth, float(self.cfg.requote_ticks), bool(self.cfg.requote_on_hit), self._out, self._out_ag, self._mid, self._state)
+    o = self._out
+    self.msgs += o[:, O_MSGS].astype(np.int64); self.events += o[:, O_EVENTS].astype(np.int64); self.dropped += o[:, O_DROPPED].astype(np.int64)
+    self._last = np.where(o[:, O_VOL] > 0, o[:, O_CLOSE] - self._pmin, self._last)
 
-    def step_minute(self, qty, side) -> dict:
-        "Advance every market one minute with the agents' market orders; see the chapter for the returned arrays."
-        B, A = len(self._bar), self.n_agents
-        if B == 0: raise SerlError("MarketSim.step_minute: call reset() first")
-        qty = np.asarray(qty, np.float64); side = np.asarray(side)
-        if qty.shape != (B, A) or side.shape != (B, A): raise SerlError(f"step_minute: qty and side must have shape ({B}, {A}), got {qty.shape} and {side.shape}")
-        if not np.isfinite(qty).all() or (qty < 0).any():
-            i = np.argwhere(~np.isfinite(qty) | (qty < 0))[0]; raise SerlError(f"step_minute: qty[{i[0]}, {i[1]}] = {qty[tuple(i)]} must be finite and >= 0")
-        if ((side != 1) & (side != -1) & (qty > 0)).any():
-            i = np.argwhere((side != 1) & (side != -1) & (qty > 0))[0]; raise SerlError(f"step_minute: side[{i[0]}, {i[1]}] = {side[tuple(i)]} must be +1 or -1")
-        unit, tk = self._unit, self._tick
-        c = self._carry + np.where(qty > 0, np.sign(side), 0) * qty / unit[:, None]
-        lots = np.trunc(c + 1e-9); self._carry = c - lots
-        self._run(self._bar, np.abs(lots).astype(np.int64), np.where(lots >= 0, 1, -1).astype(np.int64))
-        o = self._out; traded = o[:, O_VOL] > 0; last = (self._last + self._pmin) * tk
-        res = {"fill": self._out_ag[:, 0] * unit[:, None], "fill_value": self._out_ag[:, 1] * (tk * unit)[:, None],
-               "volume": o[:, O_VOL] * unit, "value": o[:, O_VAL] * tk * unit}
-        for k, j in (("open", O_OPEN), ("high", O_HIGH), ("low", O_LOW), ("close", O_CLOSE)): res[k] = np.where(traded, o[:, j] * tk, last)
-        res["mid"] = self.mid
-        st = self._state.copy(); d = self.cfg.depth
-        st[:, [0, 1, 3]] *= tk[:, None]
-        st[:, 4:4 + d] *= tk[:, None]; st[:, 4 + 2 * d:4 + 3 * d] *= tk[:, None]
-        st[:, 4 + d:4 + 2 * d] *= unit[:, None]; st[:, 4 + 3 * d:] *= unit[:, None]
-        res["state"] = st
-        self._bar += 1
-        return res
+# %% ../../nbs/04_market.ipynb #e2ddd73c
+@patch
+def step_minute(self: MarketSim, qty, side) -> dict:
+    "Advance every market one minute with the agents' market orders; see the chapter for the returned arrays."
+    B, A = len(self._bar), self.n_agents
+    if B == 0: raise SerlError("MarketSim.step_minute: call reset() first")
+    qty = np.asarray(qty, np.float64); side = np.asarray(side)
+    if qty.shape != (B, A) or side.shape != (B, A): raise SerlError(f"step_minute: qty and side must have shape ({B}, {A}), got {qty.shape} and {side.shape}")
+    if not np.isfinite(qty).all() or (qty < 0).any():
+        i = np.argwhere(~np.isfinite(qty) | (qty < 0))[0]; raise SerlError(f"step_minute: qty[{i[0]}, {i[1]}] = {qty[tuple(i)]} must be finite and >= 0")
+    if ((side != 1) & (side != -1) & (qty > 0)).any():
+        i = np.argwhere((side != 1) & (side != -1) & (qty > 0))[0]; raise SerlError(f"step_minute: side[{i[0]}, {i[1]}] = {side[tuple(i)]} must be +1 or -1")
+    unit, tk = self._unit, self._tick
+    c = self._carry + np.where(qty > 0, np.sign(side), 0) * qty / unit[:, None]
+    lots = np.trunc(c + 1e-9); self._carry = c - lots
+    self._run(self._bar, np.abs(lots).astype(np.int64), np.where(lots >= 0, 1, -1).astype(np.int64))
+    o = self._out; traded = o[:, O_VOL] > 0; last = (self._last + self._pmin) * tk
+    res = {"fill": self._out_ag[:, 0] * unit[:, None], "fill_value": self._out_ag[:, 1] * (tk * unit)[:, None],
+           "volume": o[:, O_VOL] * unit, "value": o[:, O_VAL] * tk * unit}
+    for k, j in (("open", O_OPEN), ("high", O_HIGH), ("low", O_LOW), ("close", O_CLOSE)): res[k] = np.where(traded, o[:, j] * tk, last)
+    res["mid"] = self.mid
+    st = self._state.copy(); d = self.cfg.depth
+    st[:, [0, 1, 3]] *= tk[:, None]
+    st[:, 4:4 + d] *= tk[:, None]; st[:, 4 + 2 * d:4 + 3 * d] *= tk[:, None]
+    st[:, 4 + d:4 + 2 * d] *= unit[:, None]; st[:, 4 + 3 * d:] *= unit[:, None]
+    res["state"] = st
+    self._bar += 1
+    return res
 
 # %% ../../nbs/04_market.ipynb #d13a54cc
 def _flat_panel(price: float = 100.0, minutes: int = 120):
