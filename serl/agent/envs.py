@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import gymnasium as gym
 from numba import njit
+from fastcore.basics import patch
 
 from ..core import SerlError, EnvConfig
 from ..market.metrics import pa_bps
@@ -164,7 +165,7 @@ def terminal_pa_reward(x: dict) -> np.ndarray:
     pa = np.nan_to_num(pa_bps(x["side"], x["avg_price"], x["vwap_so_far"]))
     return np.where(x["done"] > 0, pa * filled - UNFILLED_PENALTY_BPS * (1 - filled), 0.0)
 
-# %% ../../nbs/05_envs.ipynb #deb859c7
+# %% ../../nbs/05_envs.ipynb #9caa69a8
 class VecExecutionEnv:
     "A batch of static execution episodes stepped together by one compiled step function."
     def __init__(self, panel, orders, cfg: EnvConfig | None = None, num_envs: int | None = None,
@@ -200,62 +201,70 @@ class VecExecutionEnv:
         if n > j: raise SerlError(f"observed_volume: n={n} exceeds lookback + elapsed bars ({j})")
         return self.ep.volume[self.idx, j - n:j]
 
-    # -- gym-like API -----------------------------------------------------------------------
-    def reset(self, seed: int | None = None, idx=None):
-        "Start `num_envs` episodes on orders `idx` (default: random draw). Returns (obs, info)."
-        self._begin(seed, idx)
-        return self._observe(), {}
+# %% ../../nbs/05_envs.ipynb #3276bf84
+@patch
+def reset(self: VecExecutionEnv, seed: int | None = None, idx=None):
+    "Start `num_envs` episodes on orders `idx` (default: random draw). Returns (obs, info)."
+    self._begin(seed, idx)
+    return self._observe(), {}
 
-    def _begin(self, seed, idx):
-        if seed is not None: self.np_random = np.random.default_rng(seed)
-        if idx is None: idx = self.np_random.integers(0, len(self.ep), self.num_envs)
-        idx = np.asarray(idx, dtype=np.int64)
-        if idx.shape != (self.num_envs,): raise SerlError(f"reset: idx must have shape ({self.num_envs},), got {idx.shape}")
-        if (idx < 0).any() or (idx >= len(self.ep)).any(): raise SerlError(f"reset: order index out of range [0, {len(self.ep)})")
-        e, B = self.ep, self.num_envs
-        self.idx, self.t = idx, 0
-        self.S = np.zeros((len(FIELDS), B))
-        self.S[[F_AVG, F_VWAP]] = np.nan
-        self.S[F_QTY], self.S[F_REM], self.S[F_SIDE], self.S[F_ARRIVAL] = e.quantity[idx], e.quantity[idx], e.side[idx], e.arrival[idx]
-        self.S[F_TIME_LEFT] = 1.0
-        self._obs = np.zeros((B, self.obs_dim), dtype=np.float32)
+@patch
+def _begin(self: VecExecutionEnv, seed, idx):
+    if seed is not None: self.np_random = np.random.default_rng(seed)
+    if idx is None: idx = self.np_random.integers(0, len(self.ep), self.num_envs)
+    idx = np.asarray(idx, dtype=np.int64)
+    if idx.shape != (self.num_envs,): raise SerlError(f"reset: idx must have shape ({self.num_envs},), got {idx.shape}")
+    if (idx < 0).any() or (idx >= len(self.ep)).any(): raise SerlError(f"reset: order index out of range [0, {len(self.ep)})")
+    e, B = self.ep, self.num_envs
+    self.idx, self.t = idx, 0
+    self.S = np.zeros((len(FIELDS), B))
+    self.S[[F_AVG, F_VWAP]] = np.nan
+    self.S[F_QTY], self.S[F_REM], self.S[F_SIDE], self.S[F_ARRIVAL] = e.quantity[idx], e.quantity[idx], e.side[idx], e.arrival[idx]
+    self.S[F_TIME_LEFT] = 1.0
+    self._obs = np.zeros((B, self.obs_dim), dtype=np.float32)
 
-    def _observe(self):
-        e = self.ep
-        _observe_kernel(self.idx, self.t, self.step_minutes, e.lookback, e.length, e.ret, e.logvol, e.close, self.S, self._obs)
-        return self._obs.copy()
+@patch
+def _observe(self: VecExecutionEnv):
+    e = self.ep
+    _observe_kernel(self.idx, self.t, self.step_minutes, e.lookback, e.length, e.ret, e.logvol, e.close, self.S, self._obs)
+    return self._obs.copy()
 
-    def check_action(self, action) -> np.ndarray:
-        "A batch of actions as float64 (B,); wrong shape or NaN/inf raise (finite values are clipped later)."
-        if self.t is None or self.t >= self.n_steps: raise SerlError("step() called before reset() or after the episode ended")
-        a = np.asarray(action, dtype=np.float64)
-        if a.size != self.num_envs or a.ndim > 2 or (a.ndim == 2 and a.shape[1] != 1):
-            raise SerlError(f"action must have shape ({self.num_envs},) or ({self.num_envs}, 1), got {a.shape}")
-        a = a.reshape(-1)
-        bad = first_bad_action(a)
-        if bad >= 0: raise SerlError(f"action is NaN/inf at batch slot {bad} (order {self.idx[bad]}); the env state is unchanged")
-        return a
+# %% ../../nbs/05_envs.ipynb #43d5237b
+@patch
+def check_action(self: VecExecutionEnv, action) -> np.ndarray:
+    "A batch of actions as float64 (B,); wrong shape or NaN/inf raise (finite values are clipped later)."
+    if self.t is None or self.t >= self.n_steps: raise SerlError("step() called before reset() or after the episode ended")
+    a = np.asarray(action, dtype=np.float64)
+    if a.size != self.num_envs or a.ndim > 2 or (a.ndim == 2 and a.shape[1] != 1):
+        raise SerlError(f"action must have shape ({self.num_envs},) or ({self.num_envs}, 1), got {a.shape}")
+    a = a.reshape(-1)
+    bad = first_bad_action(a)
+    if bad >= 0: raise SerlError(f"action is NaN/inf at batch slot {bad} (order {self.idx[bad]}); the env state is unchanged")
+    return a
 
-    def _execute(self, a: np.ndarray):
-        "Fill step `t`'s child orders at historical prices with the cost model (updates `S`)."
-        e, c = self.ep, self.cfg
-        _step_kernel(self.idx, a, self.t, self.n_steps, self.step_minutes, e.lookback, e.length,
-                     c.participation_cap, c.impact_bps, e.price, e.volume, e.half_spread, e.lot, self.S)
+@patch
+def _execute(self: VecExecutionEnv, a: np.ndarray):
+    "Fill step `t`'s child orders at historical prices with the cost model (updates `S`)."
+    e, c = self.ep, self.cfg
+    _step_kernel(self.idx, a, self.t, self.n_steps, self.step_minutes, e.lookback, e.length,
+                 c.participation_cap, c.impact_bps, e.price, e.volume, e.half_spread, e.lot, self.S)
 
-    def step(self, action):
-        "Execute one decision for every slot. Returns (obs, reward, terminated, truncated, info)."
-        self._execute(self.check_action(action))
-        self.t += 1
-        x = self.reward_inputs()
-        reward = np.asarray(self.reward_fn(x), dtype=np.float64)
-        if reward.shape != (self.num_envs,) or not np.isfinite(reward).all():
-            raise SerlError(f"reward_fn returned shape {reward.shape} / non-finite values; expected ({self.num_envs},) finite")
-        term = np.full(self.num_envs, self.t >= self.n_steps)
-        return self._observe(), reward, term, np.zeros(self.num_envs, bool), {"reward_inputs": x}
+@patch
+def step(self: VecExecutionEnv, action):
+    "Execute one decision for every slot. Returns (obs, reward, terminated, truncated, info)."
+    self._execute(self.check_action(action))
+    self.t += 1
+    x = self.reward_inputs()
+    reward = np.asarray(self.reward_fn(x), dtype=np.float64)
+    if reward.shape != (self.num_envs,) or not np.isfinite(reward).all():
+        raise SerlError(f"reward_fn returned shape {reward.shape} / non-finite values; expected ({self.num_envs},) finite")
+    term = np.full(self.num_envs, self.t >= self.n_steps)
+    return self._observe(), reward, term, np.zeros(self.num_envs, bool), {"reward_inputs": x}
 
-    def reward_inputs(self) -> dict:
-        "The named arrays handed to the reward function (copies of the state rows)."
-        return dict(zip(FIELDS, self.S.copy()))
+@patch
+def reward_inputs(self: VecExecutionEnv) -> dict:
+    "The named arrays handed to the reward function (copies of the state rows)."
+    return dict(zip(FIELDS, self.S.copy()))
 
 # %% ../../nbs/05_envs.ipynb #54c478a1
 class ExecutionEnv(gym.Env):

@@ -454,7 +454,7 @@ def _grow_books(bk: dict, capacity: int) -> dict:
     out["meta"] = bk["meta"].copy(); out["meta"][:, _FREE] = old
     return out
 
-# %% ../../nbs/04_market.ipynb #9612ff77
+# %% ../../nbs/04_market.ipynb #b643e800
 class MarketSim:
     "B independent simulated markets, each anchored on one stock-day of a Panel, with A execution agents."
     def __init__(self, panel, profiles=None, cfg: MarketConfig | None = None, n_agents: int = 1, seed: int = 0):
@@ -490,7 +490,7 @@ class MarketSim:
         "(B,) mid price in $ now (the end of the last simulated minute)."
         return (self._mid + self._pmin) * self._tick
 
-# %% ../../nbs/04_market.ipynb #c0454fee
+# %% ../../nbs/04_market.ipynb #cc5a1122
 @patch
 def _day(self: MarketSim, row: int):
     "Grid, unit and anchors (value path in ticks from the grid's bottom, activity) of panel row `row`."
@@ -505,7 +505,7 @@ def _day(self: MarketSim, row: int):
     return dict(tick=tick, pmin=pmin, n=n, nb=nb, unit=unit, v_end=c, v_start=np.r_[p.open[row, 0] / tick - pmin, c[:-1]],
                 act=np.maximum(vol / mean, cfg.min_activity))
 
-# %% ../../nbs/04_market.ipynb #b2d8f64b
+# %% ../../nbs/04_market.ipynb #378b7416
 @patch
 def reset(self: MarketSim, rows, start, seed: int | None = None) -> None:
     "Build B = len(rows) markets on panel rows `rows` and warm each up to bar `start[i]`."
@@ -540,7 +540,7 @@ def reset(self: MarketSim, rows, start, seed: int | None = None) -> None:
     for w in range(self.cfg.warmup_minutes, 0, -1): self._run(start - w, none, side)
     self._bar = start.copy()
 
-# %% ../../nbs/04_market.ipynb #e29d8939
+# %% ../../nbs/04_market.ipynb #39e32cfa
 @patch
 def _run(self: MarketSim, bars, lots, sides):
     "One compiled minute of every market, after making sure every book has free slots for the minute's new orders."
@@ -558,7 +558,7 @@ def _run(self: MarketSim, bars, lots, sides):
     self.msgs += o[:, O_MSGS].astype(np.int64); self.events += o[:, O_EVENTS].astype(np.int64); self.dropped += o[:, O_DROPPED].astype(np.int64)
     self._last = np.where(o[:, O_VOL] > 0, o[:, O_CLOSE] - self._pmin, self._last)
 
-# %% ../../nbs/04_market.ipynb #e2ddd73c
+# %% ../../nbs/04_market.ipynb #bbe4aae8
 @patch
 def step_minute(self: MarketSim, qty, side) -> dict:
     "Advance every market one minute with the agents' market orders; see the chapter for the returned arrays."
