@@ -101,7 +101,7 @@ class SelfEvolvingRun:
         o = {k: v for k, v in old[0].items() if k not in ("kind", "time")}
         diff = sorted(k for k in set(o) | set(new) if o.get(k) != new.get(k))
         if diff: raise SerlError(f"{self.run_dir}: holds a run with a different config ({', '.join(diff)} differ); "
-                                 f"use another run folder or delete this one")
+                                 f"use another run folder (`serl reproduce --runs DIR`) or delete this one")
 
     def _state_dir(self, it: int) -> Path: return self.run_dir/"state"/f"it{it}"
 
@@ -275,6 +275,12 @@ def run(self: SelfEvolvingRun) -> "SelfEvolvingRun":
         for r in its: self._consider(self._trained(r["iteration"], designs[r["iteration"]]))
         self.log = [{k: v for k, v in r.items() if k not in ("kind", "time")} for r in its]
         self.stopped = bool(its[-1]["stopped"])
+    n_trained = len(self.records.read("trained"))
+    if its or n_trained:
+        from serl.core import note
+        note(f"resuming the SE-RL run in {self.run_dir}: reusing {len(its)} finished iteration(s) of {self.cfg.iterations} and "
+             f"{n_trained} trained candidate(s)" + (f", best so far {self.best.key} ({self.best.val_pa:+.2f} bps)" if self.best else "")
+             + ("; it had converged: nothing left to train" if self.stopped or len(its) >= self.cfg.iterations else ""))
     start = len(self.log)
     bar = progress(range(start, self.cfg.iterations), desc="SE-RL outer loop", disable=not self.show_progress)
     if start < self.cfg.iterations and not self.stopped:
