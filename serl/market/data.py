@@ -21,7 +21,7 @@ from .synthetic import SYNTHETIC, generate_synthetic
 # %% auto #0
 __all__ = ['min_trading_days', 'split_dates', 'split_panel', 'Orders', 'make_orders', 'market_twap', 'market_vwap', 'Dataset',
            'check_dataset_name', 'dataset_slug', 'load_dataset', 'check_trading_days', 'quality_line', 'save_dataset',
-           'read_dataset', 'dataset_file', 'bench_data']
+           'read_dataset', 'dataset_file', 'check_dataset', 'bench_data']
 
 # %% ../../nbs/01b_data.ipynb #550d76be
 def min_trading_days(train_frac: float = 0.7, valid_frac: float = 0.15) -> int:
@@ -214,6 +214,21 @@ def dataset_file(ds: Dataset) -> Path:
     if not path.exists(): save_dataset(ds, path)
     ds.file = path
     return path
+
+# %% ../../nbs/01b_data.ipynb #15fa9743
+def check_dataset(name: str) -> str:
+    """Check dataset `name` before any work, in seconds: a known name or an existing user file; a real dataset is downloaded
+    (or found in the cache); a user file is read, cleaned and must have `min_trading_days()` clean dates. A one-line
+    description, or a `SerlError` naming the dataset (file) and what is wrong."""
+    name = check_dataset_name(name)
+    if name in SYNTHETIC: return f"{name}: synthetic, generated on the fly"
+    if not name.startswith(("csv:", "parquet:")):
+        from serl.market.bars import fetch_dataset
+        return f"{name}: {fetch_dataset(name)}"
+    ds = load_dataset(DataConfig(name))
+    n = {k: len(np.unique(v.date)) for k, v in ds.splits.items()}
+    return (f"{name}: {len(np.unique(ds.panel.instrument))} instrument(s), {len(ds.panel)} clean stock-days, "
+            f"{n['train']}/{n['valid']}/{n['test']} train/valid/test dates; {quality_line(ds.quality)}")
 
 # %% ../../nbs/01b_data.ipynb #9a3996ba
 def bench_data() -> dict:
