@@ -42,6 +42,13 @@ def runs_folder(out_dir: str | Path | None = None, runs_dir: str | Path | None =
     if out_dir is not None: return Path(out_dir).expanduser().resolve()/"runs"
     return repo_root()/"runs"
 
+class _Forward:
+    "The notebook kernel's stderr, forwarded to `stream` without the kernel's own start-up warnings."
+    def __init__(self, stream): self.stream = stream
+    def write(self, text: str):
+        if not text.startswith("[IPKernelApp]"): self.stream.write(text)
+    def flush(self): self.stream.flush()
+
 def run_experiment(name: str = "main_table", dataset: str | None = None, scale: str = "smoke", seed: int = 0,
                    out_dir: str | Path | None = None, progress: bool = True, runs_dir: str | Path | None = None, **params) -> Path:
     """Execute experiment notebook `name` for `dataset` (per-dataset experiments; default spy) at `scale` (extra
@@ -62,7 +69,7 @@ def run_experiment(name: str = "main_table", dataset: str | None = None, scale: 
     root = repo_root()
     try:
         pm.execute_notebook(str(root/"nbs"/"experiments"/EXPERIMENTS[name]), str(dest), parameters=params, kernel_name="python3",
-                            cwd=str(root), progress_bar=False, stderr_file=sys.stderr if progress else None)
+                            cwd=str(root), progress_bar=False, stderr_file=_Forward(sys.stderr) if progress else None)
     except Exception as e:
         if type(e).__name__ != "PapermillExecutionError": raise
         raise SerlError(f"experiment notebook {name}{' on ' + dataset if dataset else ''} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"

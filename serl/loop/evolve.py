@@ -140,6 +140,9 @@ def design(self: SelfEvolvingRun, it: int) -> dict:
     samples, picked = [], {}
     for kind, des in self.designers.items():
         s, kw = seeds[kind], kws[kind]
+        if self.show_progress:
+            from serl.core import note
+            note(f"SE-RL iteration {it + 1}/{self.cfg.iterations}: {des.name} writes {self.cfg.K} candidate(s) with the LLM")
         cands = des.design(self.cfg.K, s, few_shot=True, repair_rounds=self.cfg.repair_rounds, update_buffer=False, score=False, **kw)
         for c in cands:
             if not c.fallback:
