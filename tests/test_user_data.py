@@ -96,3 +96,13 @@ def test_experiment_notebooks_never_default_to_committed_reports():
         assert re.search(r"^out_dir = None", params, re.M), nb.name
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
         assert 'repo_root()/"reports"' not in code and 'repo_root()/"runs"' not in code and "experiment_dirs(out_dir" in code, nb.name
+
+
+def test_run_folder_of_another_llm_is_refused_up_front(tmp_path, capsys):
+    good = tmp_path / "good.csv"; user_bars(6).to_csv(good, index=False)
+    old = tmp_path / "runs" / "user-good" / "smoke" / "serl-seed0"; old.mkdir(parents=True)
+    (old / "records.jsonl").write_text(json.dumps({"kind": "config", "llm": "HFLLM('some/other-model')"}) + "\n")
+    t0 = time.perf_counter()
+    rc = main(["reproduce", "--dataset", f"csv:{good}", "--out", str(tmp_path / "o"), "--runs", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(old) in err and "--runs" in err and time.perf_counter() - t0 < 10, err
