@@ -283,7 +283,7 @@ def run(self: SelfEvolvingRun) -> "SelfEvolvingRun":
         from serl.core import note
         note(f"resuming the SE-RL run in {self.run_dir}: reusing {len(its)} finished iteration(s) of {self.cfg.iterations} and "
              f"{n_trained} trained candidate(s)" + (f", best so far {self.best.key} ({self.best.val_pa:+.2f} bps)" if self.best else "")
-             + ("; it had converged: nothing left to train" if self.stopped or len(its) >= self.cfg.iterations else ""))
+             + ("; it had finished: nothing left to train" if self.stopped or len(its) >= self.cfg.iterations else ""))
     start = len(self.log)
     bar = progress(range(start, self.cfg.iterations), desc="SE-RL outer loop", disable=not self.show_progress)
     if start < self.cfg.iterations and not self.stopped:
