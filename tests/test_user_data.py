@@ -103,3 +103,12 @@ def test_run_folder_of_another_llm_is_refused_up_front(tmp_path, capsys):
     rc = main(["reproduce", "--dataset", f"csv:{good}", "--out", str(tmp_path / "o"), "--runs", str(tmp_path / "runs")])
     err = capsys.readouterr().err
     assert rc == 2 and str(old) in err and "--runs" in err and time.perf_counter() - t0 < 10, err
+
+
+def test_failed_notebook_names_its_executed_copy(tmp_path):
+    from serl.core import SerlError
+    with pytest.raises(SerlError) as e:        # a bad parameter: the notebook fails in its first code cell
+        run_experiment("main_table", dataset="synthetic-csi100", scale="smoke", seed="not-a-seed", out_dir=tmp_path,
+                       learned=False, se_rl=False, progress=False)
+    dest = tmp_path / "synthetic-csi100" / "main_table.ipynb"
+    assert str(dest) in str(e.value) and "TypeError" in str(e.value) and dest.exists()
