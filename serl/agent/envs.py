@@ -165,7 +165,7 @@ def terminal_pa_reward(x: dict) -> np.ndarray:
     pa = np.nan_to_num(pa_bps(x["side"], x["avg_price"], x["vwap_so_far"]))
     return np.where(x["done"] > 0, pa * filled - UNFILLED_PENALTY_BPS * (1 - filled), 0.0)
 
-# %% ../../nbs/05_envs.ipynb #9caa69a8
+# %% ../../nbs/05_envs.ipynb #2e33a18a
 class VecExecutionEnv:
     "A batch of static execution episodes stepped together by one compiled step function."
     def __init__(self, panel, orders, cfg: EnvConfig | None = None, num_envs: int | None = None,
@@ -201,7 +201,7 @@ class VecExecutionEnv:
         if n > j: raise SerlError(f"observed_volume: n={n} exceeds lookback + elapsed bars ({j})")
         return self.ep.volume[self.idx, j - n:j]
 
-# %% ../../nbs/05_envs.ipynb #3276bf84
+# %% ../../nbs/05_envs.ipynb #43546052
 @patch
 def reset(self: VecExecutionEnv, seed: int | None = None, idx=None):
     "Start `num_envs` episodes on orders `idx` (default: random draw). Returns (obs, info)."
@@ -229,7 +229,7 @@ def _observe(self: VecExecutionEnv):
     _observe_kernel(self.idx, self.t, self.step_minutes, e.lookback, e.length, e.ret, e.logvol, e.close, self.S, self._obs)
     return self._obs.copy()
 
-# %% ../../nbs/05_envs.ipynb #43d5237b
+# %% ../../nbs/05_envs.ipynb #5ce8a8e7
 @patch
 def check_action(self: VecExecutionEnv, action) -> np.ndarray:
     "A batch of actions as float64 (B,); wrong shape or NaN/inf raise (finite values are clipped later)."
