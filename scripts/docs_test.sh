@@ -12,15 +12,8 @@ logs=${SERL_CI_LOGS:-ci-logs}
 site=${SERL_DOCS_OUT:-_site}
 mkdir -p "$logs"
 
-apt_s=0
-if [ ! -x /usr/bin/chromium ]; then
-  echo "== installing chromium (Debian package) =="
-  if [ "$(id -u)" -eq 0 ]; then as_root=(env); elif command -v sudo >/dev/null; then as_root=(sudo -n env); else
-    echo "docs_test: /usr/bin/chromium is missing and this user can neither apt-get nor sudo" >&2; exit 1; fi
-  "${as_root[@]}" DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  "${as_root[@]}" DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
-  apt_s=$((SECONDS - t0))
-fi
+source scripts/chromium.sh
+apt_s=$CHROMIUM_INSTALL_S
 /usr/bin/chromium --version 2>/dev/null | head -1 || true
 
 echo "== .venv with the dev and docs extras =="

@@ -4,11 +4,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh dev,docs
+# the docs-site browser tests need Chromium: install it (as scripts/docs_test.sh does) or say loudly that they skip
+source scripts/chromium.sh || echo "WARNING: no Chromium: the 4 docs-site browser tests in tests/test_docs_site.py will be SKIPPED" >&2
 echo "== nbdev-test (notebook tests) =="
 nbdev-test --n-workers 2 ${SERL_TEST_FLAGS:+--flags "$SERL_TEST_FLAGS"}
 echo "== pytest (end-to-end tests) =="
 set +e
-pytest -q tests
+pytest -q -rs tests
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi

@@ -161,7 +161,8 @@ class ImageSink:
 
 # %% ../../nbs/91_docs.ipynb #52df5fe0
 def _pre(text: str, cls: str = "serl-output") -> str:
-    return f'\n<pre class="{cls}"><code>{html.escape(text)}</code></pre>\n'
+    "A raw HTML text block. Blank lines and backticks become entities: a blank line would end the HTML block, and a ``` line in\n    the text (an LLM's reply, say) would be taken for a code fence that swallows the rest of the page."
+    return f'\n<pre class="{cls}"><code>{html.escape(text).replace(chr(10) * 2, chr(10) + "&#10;").replace("`", "&#96;")}</code></pre>\n'
 
 def _fence(code: str, lang: str = "python", indent: str = "") -> str:
     ticks = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", code)), default=0))
@@ -283,7 +284,8 @@ def _lists(md: str) -> str:
 def report_folder_markdown(folder: Path, docs: Path, level: int = 2) -> str:
     "A report folder's outputs as markdown under a level-`level` heading: its markdown tables, figures and data files, copied into `docs/reports/`."
     shutil.copytree(folder, docs/"reports"/folder.name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.ipynb", "*.md", "_tmp*", ".*"))
-    parts = [_demote(_lists(_rebase(f.read_text(), folder.name)), level) for f in sorted(folder.glob("*.md"))]
+    mds = sorted(folder.glob("*.md"), key=lambda f: (not f.stem.startswith("main_table"), f.name))   # the main table first
+    parts = [_demote(_lists(_rebase(f.read_text(), folder.name)), level) for f in mds]
     figs = sorted(folder.glob("*.png")) + sorted(folder.glob("*.svg"))
     if figs: parts.append("#" * (level + 1) + " Figures\n\n" + "\n\n".join(f"![{f.stem.replace('_', ' ')}]({folder.name}/{f.name})" for f in figs))
     data = sorted(f for f in folder.iterdir() if f.suffix in (".csv", ".json"))
