@@ -238,9 +238,9 @@ def _json_default(o):
 
 # %% ../nbs/00_core.ipynb #18f19c0f
 def progress(it: Iterable | None = None, **kw):
-    "A tqdm progress bar, off when `SERL_PROGRESS=0`."
+    "A tqdm progress bar, off when `SERL_PROGRESS=0` (whatever the caller passes) or `disable=True`."
     from tqdm import tqdm
-    kw.setdefault("disable", os.environ.get("SERL_PROGRESS", "1") == "0")
+    kw["disable"] = bool(kw.get("disable")) or os.environ.get("SERL_PROGRESS", "1") == "0"   # the variable wins over a caller's disable=False
     kw.setdefault("mininterval", 1.0); kw.setdefault("dynamic_ncols", True)
     return tqdm(it, **kw)
 
