@@ -100,16 +100,10 @@ def check_folder(path: str | Path, what: str) -> Path:
     if not os.access(q, os.W_OK | os.X_OK): raise SerlError(f"{what} {p}: cannot write in {q}")
     return p
 
-def _llm_label(spec: str | None) -> str | None:
-    "How a run's records name the LLM of `spec` (the backend's repr), where that is known without loading it."
-    if spec in (None, "embedded"): return "HFLLM('embedded:SmolLM2-135M-Instruct-Q4_1')"
-    if spec.startswith("openai:"): return f"OpenAILLM({spec[len('openai:'):].partition('@')[0]!r})"
-    if spec == "server" or spec.startswith("server:"): return None
-    return f"HFLLM({spec!r})"
-
 def check_runs(experiment: str, datasets, scale: str, runs: Path, llm: str | None):
     "A `SerlError` if an SE-RL run folder this command would resume was made with another LLM, naming the folder and `--runs`."
-    want = _llm_label(llm)
+    from serl.design.llm import llm_label
+    want = llm_label(llm)
     if want is None or experiment not in RUN_PREFIXES: return
     import json
     from serl.market.data import dataset_slug

