@@ -7,14 +7,13 @@ Docs: https://serl-dev.github.io/serl/data.html.md"""
 # %% ../../nbs/01b_data.ipynb #f74b2ecc
 from __future__ import annotations
 import os, time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..core import SerlError, DataConfig, rng
-from ..core import cache_dir
+from ..core import SerlError, DataConfig, rng, cache_dir
 from .bars import DATASETS, QUALITY_COLUMNS, REJECTED, Panel, reference_volume, load_bars, clean_bars, panel_from_bars
 from .synthetic import SYNTHETIC, generate_synthetic
 
@@ -24,10 +23,14 @@ __all__ = ['min_trading_days', 'split_dates', 'split_panel', 'Orders', 'make_ord
            'read_dataset', 'dataset_file', 'check_dataset', 'bench_data']
 
 # %% ../../nbs/01b_data.ipynb #550d76be
+def _split_points(n: int, train_frac: float, valid_frac: float) -> tuple[int, int]:
+    "(end of train, end of valid) among `n` sorted dates: the chronological split's boundaries."
+    a = int(round(train_frac*n)); return a, a + int(round(valid_frac*n))
+
 def min_trading_days(train_frac: float = 0.7, valid_frac: float = 0.15) -> int:
     "The fewest trading dates whose chronological split gives train, valid and test at least one date each (6 for 70/15/15)."
     for n in range(3, 100_000):
-        a = int(round(train_frac*n)); b = a + int(round(valid_frac*n))
+        a, b = _split_points(n, train_frac, valid_frac)
         if 0 < a < b < n: return n
     raise SerlError(f"split fractions train={train_frac}, valid={valid_frac}: no number of dates gives three non-empty splits")
 
@@ -36,7 +39,7 @@ def split_dates(dates: np.ndarray, train_frac: float = 0.7, valid_frac: float = 
     u = np.unique(np.asarray(dates)); n = len(u)
     if not (0 < train_frac and 0 <= valid_frac and train_frac + valid_frac < 1):
         raise SerlError(f"split fractions train={train_frac}, valid={valid_frac}: need train > 0, valid >= 0, train + valid < 1")
-    a = int(round(train_frac*n)); b = a + int(round(valid_frac*n))
+    a, b = _split_points(n, train_frac, valid_frac)
     out = {"train": u[:a], "valid": u[a:b], "test": u[b:]}
     empty = [k for k, v in out.items() if len(v) == 0]
     if empty: raise SerlError(f"{n} trading dates are too few for train={train_frac}, valid={valid_frac}: empty split(s) {empty}; "
@@ -121,6 +124,10 @@ def dataset_slug(dataset: str) -> str:
     return dataset
 
 # %% ../../nbs/01b_data.ipynb #9bc3c193
+def _empty_quality() -> pd.DataFrame:
+    "A data-quality report with no rows (synthetic data, a dataset read back from its file)."
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(QUALITY_COLUMNS, [str, "datetime64[s]", str, np.int64, str])})
+
 def load_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
     """Load `cfg.dataset` (real, user file or synthetic), clean it, build the panel and split it by date.
     `n_instruments` keeps the first n instruments (by name); `n_days` the first n trading dates
@@ -128,7 +135,7 @@ def load_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
     name = check_dataset_name(cfg.dataset)
     if name in SYNTHETIC:
         panel = generate_synthetic(name, cfg.n_instruments or 100, cfg.n_days or 250, seed)
-        quality = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(QUALITY_COLUMNS, [str, "datetime64[s]", str, np.int64, str])})
+        quality = _empty_quality()
     else:
         bars = load_bars(name)
         spec = DATASETS.get(name, {})
@@ -168,7 +175,7 @@ def quality_line(quality: pd.DataFrame, name: str = "") -> str:
     return f"{name}: " * bool(name) + ("; ".join(parts) or "no bad rows")
 
 # %% ../../nbs/01b_data.ipynb #3431dadd
-_PANEL_ARRAYS = ("instrument", "date", "n_bars", "open", "high", "low", "close", "volume", "spread_bps", "lot_size", "minute", "ref_volume")
+_PANEL_ARRAYS = tuple(f.name for f in fields(Panel) if f.name not in ("name", "synthetic"))   # the panel's array fields
 
 def save_dataset(ds: Dataset, path) -> Path:
     "Write the panel and its date splits (row indices) of `ds` to an `.npz` file (no pickle) that `read_dataset` reads back exactly."
@@ -196,8 +203,7 @@ def read_dataset(path) -> Dataset:
         kw["instrument"] = kw["instrument"].astype(meta["instrument_dtype"])
         panel = Panel(meta["name"], meta["synthetic"], **kw)
         splits = {k: panel.subset(z[f"split:{k}"]) for k in meta["splits"]}
-    quality = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(QUALITY_COLUMNS, [str, "datetime64[s]", str, np.int64, str])})
-    return Dataset(panel, quality, splits)
+    return Dataset(panel, _empty_quality(), splits)
 
 def dataset_file(ds: Dataset) -> Path:
     """`ds` as a file under the cache (`<cache>/datasets/<content hash>.npz`, written once): how a dataset the parent
