@@ -10,7 +10,8 @@ SCRIPT = textwrap.dedent('''
     from serl.core import DataConfig, EnvConfig
     from serl.market.data import load_dataset
     from serl.design.designers import ScriptedLLM
-    from serl.loop.evolve import run_serl, evolve_config
+    from serl.loop.evolve import run_serl
+    from serl.loop.inner import evolve_config
     GOOD = "```python\\nimport torch\\n\\ndef reward(batch):\\n    return batch['env_reward'] + 0.1 * batch['fill'] / batch['quantity']\\n```"
     dc = DataConfig(dataset="synthetic-nasdaq100", n_instruments=3, n_days=30, window_minutes=120)
     ds = load_dataset(dc, seed=0)

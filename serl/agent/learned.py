@@ -25,11 +25,10 @@ from .ppo import (PPOConfig, BetaActorCritic, mlp, policy_dist, beta_mode, compu
                       save_checkpoint)
 
 # %% auto #0
-__all__ = ['POLICY_CLASSES', 'LEARNED_SCALES', 'fill_pa_reward', 'pa_potential', 'ShapedPAReward', 'BetaDist', 'BetaAgent',
-           'masked_ppo_loss', 'masked_ppo_update', 'Buffer', 'LearnedConfig', 'LearnedPolicy', 'PPOPolicy',
-           'halop_range', 'HybridDist', 'HalopAgent', 'HALOPPolicy', 'MacMicPolicy', 'train_learned', 'load_learned',
-           'data_key', 'saved_matches', 'learned_config', 'train_learned_baselines', 'plot_training_curves',
-           'bench_learned']
+__all__ = ['POLICY_CLASSES', 'fill_pa_reward', 'pa_potential', 'ShapedPAReward', 'BetaDist', 'BetaAgent', 'masked_ppo_loss',
+           'masked_ppo_update', 'Buffer', 'LearnedConfig', 'LearnedPolicy', 'PPOPolicy', 'halop_range', 'HybridDist',
+           'HalopAgent', 'HALOPPolicy', 'MacMicPolicy', 'train_learned', 'load_learned', 'data_key', 'saved_matches',
+           'learned_config', 'train_learned_baselines', 'plot_training_curves', 'bench_learned']
 
 # %% ../../nbs/08_learned_baselines.ipynb #37ea8eaa
 def fill_pa_reward(x: dict) -> np.ndarray:
@@ -428,8 +427,6 @@ def learned_config(scale: str = "smoke") -> LearnedConfig:
     "The `LearnedConfig` of `scale` (a fresh copy): the `learned` row of `serl.core.SCALE_PRESETS`, PPO from `serl.core.execution_ppo`."
     row = scale_preset(scale)["learned"]
     return config_from_dict(LearnedConfig, {**row, "ppo": execution_ppo(scale, **row.get("ppo", {}))})
-
-LEARNED_SCALES = {s: learned_config(s) for s in SCALES}   # the resolved presets, for reading (learned_config gives copies)
 
 def train_learned_baselines(train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvConfig, scale: str = "smoke",
                             seed: int = 0, run_dir=None, cfg: LearnedConfig | None = None,

@@ -18,9 +18,8 @@ from ..core import SerlError, RunRecords, DataConfig, EnvConfig, config_to_dict,
 from ..design.designers import Candidate, Designer
 from ..design.static_check import Verdict
 from ..design.kinds import KINDS, designed, job_kind, slot_kind
-from .inner import (EvolveConfig, evolve_config, EVOLVE_SCALES, SETTINGS, SINGLE_KINDS, MULTI_KINDS, DESIGNED_KINDS, TASKS,
-                             TRAIN_TASK, MA_TRAIN_TASK, candidate_payload, training_limits, WorkerPool, split_result,
-                             policy_from_result, multiagent_baselines)
+from .inner import (EvolveConfig, SETTINGS, TASKS, candidate_payload, training_limits, WorkerPool, split_result,
+                             policy_from_result)
 
 RESTORED = Verdict(True, "runtime", "validated earlier in this run")   # verdict of a component restored from the run state
 
