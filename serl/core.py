@@ -14,10 +14,10 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 # %% auto #0
-__all__ = ['SCALES', 'EXECUTION_PPO', 'SCALE_PRESETS', 'SerlError', 'DataConfig', 'EnvConfig', 'ExperimentConfig',
-           'config_to_dict', 'config_from_dict', 'save_config', 'load_config', 'scale_preset', 'execution_ppo',
-           'scale_config', 'rng', 'seed_everything', 'get_device', 'cache_dir', 'repo_root', 'sha256_file',
-           'RunRecords', 'progress', 'note', 'experiment_dirs']
+__all__ = ['SCALES', 'EXPERIMENT_WINDOWS', 'EXECUTION_PPO', 'SCALE_PRESETS', 'SerlError', 'DataConfig', 'EnvConfig',
+           'ExperimentConfig', 'config_to_dict', 'config_from_dict', 'save_config', 'load_config', 'scale_preset',
+           'execution_ppo', 'scale_config', 'rng', 'seed_everything', 'get_device', 'cache_dir', 'repo_root',
+           'sha256_file', 'RunRecords', 'progress', 'note', 'experiment_dirs']
 
 # %% ../nbs/00_core.ipynb #8a3fc315
 class SerlError(ValueError):
@@ -35,6 +35,8 @@ class DataConfig:
     order_frac_low: float = 0.005     # parent-order size as a fraction of the reference daily volume ...
     order_frac_high: float = 0.02     # ... drawn uniformly in [low, high]
     window_minutes: int | None = None # execution window in bars (None: the whole session of the shortest day)
+    window_options: tuple = ()        # order sets (serl.market.data.order_sets): each order's window drawn from these bar counts ...
+                                      # ... with a random start (the experiments: 60/120/240); empty: every order gets window_minutes
     orders_per_day: int = 1           # parent orders per stock-day (sides drawn independently)
 
 @dataclass
@@ -94,6 +96,7 @@ def load_config(path, cls=None):
 
 # %% ../nbs/00_core.ipynb #1ec8fe47
 SCALES = ("smoke", "quick", "paper")
+EXPERIMENT_WINDOWS = (60, 120, 240)   # the experiments' execution windows (bars); each order draws one, with a random start
 
 # PPO hyper-parameters of every order-execution learner (serl.agent.learned, SE-RL's inner loop in serl.loop.evolve);
 # a scale's `ppo` row overrides some. Keyword arguments of serl.agent.ppo.PPOConfig.
@@ -102,6 +105,7 @@ EXECUTION_PPO = dict(n_epochs=4, minibatch_size=256, lr=3e-4, gamma=1.0, gae_lam
 SCALE_PRESETS = {
     "smoke": dict(synthetic_instruments=10, synthetic_days=60,      # synthetic universes only; real data keeps every stock-day
                   seeds=2, serl_seeds=1, n_bootstrap=500, dynamic_orders=8,
+                  train_env_steps=60_000,                           # env steps (decisions x episodes) of every learned method's training
                   ppo={},                                           # overrides of EXECUTION_PPO
                   learned={},                                       # LearnedConfig overrides (its defaults are the smoke budget)
                   evolve=dict(iterations=2, K=2, repair_rounds=0, max_new_tokens=128,
@@ -109,12 +113,14 @@ SCALE_PRESETS = {
                               eval_every=2, imagine_days=6)),       # EvolveConfig overrides
     "quick": dict(synthetic_instruments=30, synthetic_days=250,
                   seeds=3, serl_seeds=None, n_bootstrap=1000, dynamic_orders=64,
+                  train_env_steps=300_000,
                   ppo={},
                   learned=dict(num_envs=256, n_updates=400, eval_every=25, ppo=dict(minibatch_size=512)),
                   evolve=dict(iterations=4, K=4, n_updates=40, static_num_envs=256, dynamic_num_envs=8, val_orders=128,
                               eval_every=5)),
     "paper": dict(synthetic_instruments=100, synthetic_days=500,
                   seeds=5, serl_seeds=None, n_bootstrap=2000, dynamic_orders=None,
+                  train_env_steps=5_000_000,
                   ppo=dict(n_epochs=10, hidden=(128, 128)),
                   learned=dict(num_envs=512, n_updates=2000, eval_every=50, ppo=dict(minibatch_size=512)),
                   evolve=dict(iterations=10, K=8, max_new_tokens=400, n_updates=300, static_num_envs=1024, dynamic_num_envs=16,
@@ -137,7 +143,8 @@ def scale_config(scale: str = "smoke", dataset: str = "spy", seed: int = 0) -> E
     synth = dataset.startswith("synthetic-")
     n_inst = row["synthetic_instruments"] if synth else None
     n_days = row["synthetic_days"] if synth else None
-    return ExperimentConfig(scale=scale, data=DataConfig(dataset=dataset, n_instruments=n_inst, n_days=n_days),
+    return ExperimentConfig(scale=scale, data=DataConfig(dataset=dataset, n_instruments=n_inst, n_days=n_days,
+                                                         window_options=EXPERIMENT_WINDOWS),
                             env=EnvConfig(step_minutes=30),    # the experiments' decision interval: 30 minutes, every method
                             seeds=tuple(seed + i for i in range(row["seeds"])),
                             n_bootstrap=row["n_bootstrap"], dynamic_orders=row["dynamic_orders"])

@@ -18,9 +18,9 @@ from .bars import DATASETS, QUALITY_COLUMNS, REJECTED, Panel, reference_volume, 
 from .synthetic import SYNTHETIC, generate_synthetic
 
 # %% auto #0
-__all__ = ['min_trading_days', 'split_dates', 'split_panel', 'Orders', 'make_orders', 'market_twap', 'market_vwap', 'Dataset',
-           'check_dataset_name', 'dataset_slug', 'load_dataset', 'check_trading_days', 'quality_line', 'save_dataset',
-           'read_dataset', 'dataset_file', 'check_dataset', 'bench_data']
+__all__ = ['min_trading_days', 'split_dates', 'split_panel', 'Orders', 'make_orders', 'order_sets', 'market_twap', 'market_vwap',
+           'Dataset', 'check_dataset_name', 'dataset_slug', 'load_dataset', 'check_trading_days', 'quality_line',
+           'save_dataset', 'read_dataset', 'dataset_file', 'check_dataset', 'bench_data']
 
 # %% ../../nbs/01b_data.ipynb #550d76be
 def _split_points(n: int, train_frac: float, valid_frac: float) -> tuple[int, int]:
@@ -62,7 +62,12 @@ class Orders:
     quantity: np.ndarray
     start: np.ndarray
     length: int
+    id: np.ndarray | None = None     # parent-order id (order_sets: a buy and a sell of the same order share it)
     def __len__(self): return len(self.row)
+    def head(self, n: int | None) -> "Orders":
+        "The first `n` orders (all when `n` is None)."
+        n = len(self) if n is None else min(int(n), len(self))
+        return Orders(self.row[:n], self.side[:n], self.quantity[:n], self.start[:n], self.length, None if self.id is None else self.id[:n])
 
 # %% ../../nbs/01b_data.ipynb #38339414
 def make_orders(panel: Panel, cfg: DataConfig, seed: int) -> Orders:
@@ -83,6 +88,31 @@ def make_orders(panel: Panel, cfg: DataConfig, seed: int) -> Orders:
     qty = np.maximum(1.0, np.round(frac*ref[row]/lot))*lot
     start = g.integers(0, panel.n_bars[row] - length + 1)
     return Orders(row, side, qty, start.astype(np.int64), length)
+
+# %% ../../nbs/01b_data.ipynb #b3d2f4a1
+def order_sets(panel: Panel, cfg: DataConfig, seed: int, both_sides: bool = False) -> list[Orders]:
+    """`make_orders(panel, cfg, seed)` split by window: each order's window length drawn from `cfg.window_options`
+    (clipped to the shortest day; empty: `cfg.window_minutes`), its start uniform where it fits; one `Orders` per length.
+    `both_sides`: every order twice, as a buy and as a sell (adjacent, same `id`)."""
+    base = make_orders(panel, cfg, seed)
+    shortest = int(panel.n_bars.min())
+    options = sorted({min(int(w), shortest) for w in cfg.window_options}) if cfg.window_options else [base.length]
+    if min(options) < 1: raise SerlError(f"window_options={cfg.window_options}: every window must have at least one bar")
+    g = rng([seed, 7])                                          # a stream of its own: make_orders' draws stay as they were
+    w = np.asarray(options)[g.integers(0, len(options), len(base))]
+    start = g.integers(0, panel.n_bars[base.row] - w + 1)
+    ids = np.arange(len(base))
+    sets = []
+    for L in options:
+        m = np.flatnonzero(w == L)
+        if len(m) == 0: continue
+        row, side, qty, st, i = base.row[m], base.side[m], base.quantity[m], start[m], ids[m]
+        if both_sides:
+            row, qty, st, i = (np.repeat(x, 2) for x in (row, qty, st, i))
+            side = np.tile(np.array([1, -1], np.int8), len(m))
+        sets.append(Orders(row, side, qty, st.astype(np.int64), int(L), i))
+    return sets
+
 
 # %% ../../nbs/01b_data.ipynb #8b760558
 def _window_sums(x: np.ndarray, orders: Orders) -> np.ndarray:
