@@ -13,8 +13,9 @@ import pandas as pd
 from ..core import SerlError, rng
 
 # %% auto #0
-__all__ = ['METRICS', 'PAPER_PA_BPS', 'QLIB_REFERENCE', 'PAPER_COLUMN_LABEL', 'pa_bps', 'is_bps', 'order_metrics', 'summarize',
-           'bootstrap_ci', 'results_table', 'format_table', 'plot_pa_distribution', 'bench_bootstrap']
+__all__ = ['METRICS', 'PAPER_PA_BPS', 'QLIB_REFERENCE', 'PAPER_COLUMN_LABEL', 'PAIR_KEY', 'pa_bps', 'is_bps', 'order_metrics',
+           'summarize', 'bootstrap_ci', 'results_table', 'format_table', 'clustered_mean_ci', 'paired_orders',
+           'paired_delta', 'add_paired_columns', 'plot_pa_distribution', 'bench_bootstrap']
 
 # %% ../../nbs/02_metrics.ipynb #f28cf3e4
 _FIELDS = ("side", "quantity", "executed_qty", "executed_value", "vwap", "arrival_price")
@@ -176,6 +177,11 @@ def format_table(table: pd.DataFrame) -> str:
         cols[label] = [f"{_fmt(v, d)} [{_fmt(lo, d)}, {_fmt(hi, d)}]" if not (isinstance(v, float) and math.isnan(v)) else "n/a"
                        for v, lo, hi in zip(table[k], table[f"{k}_lo"], table[f"{k}_hi"])]
     cols["orders (filled)"] = [f"{int(n)} ({int(f)})" for n, f in zip(table["n_orders"], table["n_filled"])]
+    b = table.attrs.get("baseline")
+    for k, label in (("dPA", f"ΔPA vs {b} (bps, paired)"), ("PA_vs_base_price", f"PA vs {b}'s price (bps; paper's convention)")):
+        if k in table: cols[label] = [f"{_fmt(v, 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}]" for v, lo, hi in zip(table[k], table[f"{k}_lo"], table[f"{k}_hi"])]
+    if "train_env_steps" in table:
+        cols["training env steps"] = ["" if not np.isfinite(v) else f"{int(v):,}" for v in table["train_env_steps"].astype(float)]
     cols[PAPER_COLUMN_LABEL] = ["" if math.isnan(v) else f"{v:.2f}" for v in table["paper_PA_bps"]]
     df = pd.DataFrame(cols, index=table.index)
     a = table.attrs
@@ -184,8 +190,66 @@ def format_table(table: pd.DataFrame) -> str:
             + (f", {a['n_boot']} resamples, seed {a['seed']}" if "n_boot" in a else "") + "]. "
             "PA = side x (1 - avg exec price / market VWAP) x 1e4, higher is better; IS is a cost vs the arrival price, "
             "higher is worse. PA, PA-std (ddof=1), WR, GLR and IS are over filled orders; AFI and fill rate over all orders. "
-            "GLR = inf: no losing order.")
+            "GLR = inf: no losing order."
+            + (f" ΔPA vs {b}: mean paired difference over the orders both filled (same order, same side), its interval from "
+               f"resampling whole {'days' if a.get('cluster') == 'date' else a.get('cluster')} (orders of a day are not independent); "
+               f"the paper's convention measures PA against {b}'s average price, so {b}'s row is 0 there." if b else "")
+            + (" Training env steps: decisions x episodes the method was trained on (0: no training)." if "train_env_steps" in table else ""))
     return df.to_markdown() + note
+
+# %% ../../nbs/02_metrics.ipynb #d1a0c9e2
+PAIR_KEY = ("seed", "order_id", "side")   # one executed order: the same key in two methods' frames is the same order
+
+def clustered_mean_ci(x, clusters, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
+    "Mean of `x` and its percentile-bootstrap (1-alpha) interval resampling whole clusters (e.g. trading days) with replacement."
+    x = np.asarray(x, dtype=float); cl = np.asarray(clusters)
+    if x.ndim != 1 or len(x) == 0: raise SerlError(f"clustered_mean_ci: x must be a non-empty 1-D array, got shape {x.shape}")
+    if cl.shape != x.shape: raise SerlError(f"clustered_mean_ci: clusters has shape {cl.shape}, x has {x.shape}")
+    if not np.isfinite(x).all(): raise SerlError("clustered_mean_ci: x must be finite")
+    if int(n_boot) < 1: raise SerlError(f"n_boot: must be >= 1, got {n_boot}")
+    _, inv = np.unique(cl, return_inverse=True); C = int(inv.max()) + 1
+    S, n = np.bincount(inv, weights=x, minlength=C), np.bincount(inv, minlength=C).astype(float)
+    W = rng(seed).multinomial(C, np.full(C, 1.0 / C), size=int(n_boot)).astype(float)   # clusters drawn with replacement
+    reps = (W @ S) / (W @ n)                                                            # mean over the drawn clusters' orders
+    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
+    return float(x.mean()), float(lo), float(hi)
+
+def paired_orders(a: pd.DataFrame, b: pd.DataFrame, key=PAIR_KEY) -> pd.DataFrame:
+    "The orders both per-order frames executed, joined on `key`: date, side and each one's `pa_bps` and `avg_price` (suffixes _a, _b)."
+    key = list(key)
+    for name, f in (("a", a), ("b", b)):
+        miss = [c for c in key + ["date", "pa_bps", "avg_price"] if c not in f.columns]
+        if miss: raise SerlError(f"paired_orders: frame {name} lacks column(s) {miss} (per-order output of serl.agent.evaluation)")
+        if f.duplicated(key).any(): raise SerlError(f"paired_orders: frame {name} has repeated keys {key}, e.g. {f[f.duplicated(key)].iloc[0][key].tolist()}")
+    m = a[key + ["date", "pa_bps", "avg_price"]].merge(b[key + ["date", "pa_bps", "avg_price"]], on=key, suffixes=("_a", "_b"))
+    if len(m) == 0: raise SerlError(f"paired_orders: the two frames share no order (key {key})")
+    if (m.date_a != m.date_b).any(): raise SerlError("paired_orders: the same order key has different dates in the two frames")
+    return m.rename(columns={"date_a": "date"}).drop(columns="date_b")
+
+def paired_delta(a: pd.DataFrame, b: pd.DataFrame, cluster: str = "date", n_boot: int = 1000, seed: int = 0,
+                 alpha: float = 0.05, key=PAIR_KEY) -> dict:
+    """Paired comparison of method A (`a`) with B (`b`) on the orders both filled: mean dPA = PA_a - PA_b and the paper's
+    convention (A's PA against B's average price), each with a bootstrap interval clustered by `cluster` (default: day)."""
+    m = paired_orders(a, b, key)
+    m = m[m.pa_bps_a.notna() & m.pa_bps_b.notna()]
+    if len(m) == 0: raise SerlError("paired_delta: no order was filled by both methods")
+    d = m.pa_bps_a - m.pa_bps_b                                       # dPA_i = PA^A_i - PA^B_i
+    vs_b = pa_bps(m.side, m.avg_price_a, m.avg_price_b)               # PA^{A|B}_i = s (1 - p^A_i / p^B_i) 1e4
+    out = dict(n_pairs=int(len(m)), n_clusters=int(m[cluster].nunique()))
+    for name, x in (("dPA", d), ("PA_vs_base_price", vs_b)):
+        v, lo, hi = clustered_mean_ci(x.to_numpy(float), m[cluster].to_numpy(), n_boot, seed, alpha)
+        out.update({name: v, f"{name}_lo": lo, f"{name}_hi": hi})
+    return out
+
+def add_paired_columns(table: pd.DataFrame, per_order_by_method: dict, baseline: str = "TWAP", cluster: str = "date",
+                       n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
+    "`table` (a `results_table`) with every method's `paired_delta` against `baseline` as columns (dPA*, PA_vs_base_price*, n_pairs)."
+    if baseline not in per_order_by_method: raise SerlError(f"add_paired_columns: baseline {baseline!r} is not among the methods {list(per_order_by_method)}")
+    rows = {k: paired_delta(v, per_order_by_method[baseline], cluster, n_boot, seed, alpha) for k, v in per_order_by_method.items()}
+    t = table.join(pd.DataFrame.from_dict(rows, orient="index"))
+    t.attrs.update(table.attrs, baseline=baseline, cluster=cluster)
+    return t
+
 
 # %% ../../nbs/02_metrics.ipynb #8a703bf4
 def plot_pa_distribution(per_order_by_method: dict[str, pd.DataFrame], ax=None, title: str | None = None):
