@@ -107,7 +107,7 @@ SCALE_PRESETS = {
                   seeds=2, serl_seeds=1, n_bootstrap=500, dynamic_orders=8,
                   train_env_steps=60_000,                           # env steps (decisions x episodes) of every learned method's training
                   ppo={},                                           # overrides of EXECUTION_PPO
-                  learned={},                                       # LearnedConfig overrides (its defaults are the smoke budget)
+                  learned={},                                       # LearnedConfig overrides (its defaults are smoke's)
                   evolve=dict(iterations=2, K=2, repair_rounds=0, max_new_tokens=128,
                               n_updates=6, static_num_envs=128, dynamic_num_envs=2, dynamic_n_steps=4, val_orders=32,
                               eval_every=2, imagine_days=6)),       # EvolveConfig overrides
@@ -115,14 +115,14 @@ SCALE_PRESETS = {
                   seeds=3, serl_seeds=None, n_bootstrap=1000, dynamic_orders=64,
                   train_env_steps=300_000,
                   ppo={},
-                  learned=dict(num_envs=256, n_updates=400, eval_every=25, ppo=dict(minibatch_size=512)),
+                  learned=dict(num_envs=256, eval_every=25, ppo=dict(minibatch_size=512)),
                   evolve=dict(iterations=4, K=4, n_updates=40, static_num_envs=256, dynamic_num_envs=8, val_orders=128,
                               eval_every=5)),
     "paper": dict(synthetic_instruments=100, synthetic_days=500,
                   seeds=5, serl_seeds=None, n_bootstrap=2000, dynamic_orders=None,
                   train_env_steps=5_000_000,
                   ppo=dict(n_epochs=10, hidden=(128, 128)),
-                  learned=dict(num_envs=512, n_updates=2000, eval_every=50, ppo=dict(minibatch_size=512)),
+                  learned=dict(num_envs=512, eval_every=50, ppo=dict(minibatch_size=512)),
                   evolve=dict(iterations=10, K=8, max_new_tokens=400, n_updates=300, static_num_envs=1024, dynamic_num_envs=16,
                               val_orders=None, eval_every=10, workers=8, train_wall_s=7200)),
 }

@@ -16,10 +16,10 @@ import torch
 import torch.nn as nn
 from torch.distributions import Categorical
 
-from ..core import (SerlError, EnvConfig, DataConfig, SCALES, EXECUTION_PPO, scale_preset, execution_ppo, rng, seed_everything,
+from ..core import (SerlError, EnvConfig, DataConfig, SCALES, EXECUTION_PPO, SCALE_PRESETS, scale_preset, execution_ppo, rng, seed_everything,
                        progress, note, config_to_dict, config_from_dict)
 from .envs import VecExecutionEnv, evaluate, UNFILLED_PENALTY_BPS, terminal_pa_reward
-from ..market.data import make_orders
+from ..market.data import make_orders, order_sets
 from .baselines import Policy
 from .ppo import (PPOConfig, BetaActorCritic, mlp, policy_dist, beta_mode, compute_gae, ACTION_EPS,
                       save_checkpoint)
@@ -152,7 +152,7 @@ class LearnedConfig:
     "Budget and method settings of the learned baselines; the defaults are the smoke budget (scales: `learned_config`)."
     step_minutes: int = 30            # env decision interval used for training and evaluation
     num_envs: int = 128               # episodes per rollout (one lock-step batch)
-    n_updates: int = 150              # rollouts = PPO updates per learner
+    train_env_steps: int = SCALE_PRESETS["smoke"]["train_env_steps"]   # budget: env steps (decisions x episodes) per learner
     eval_every: int = 15              # validation PA every this many updates (and after the last)
     orders_per_day: int = 4           # training parent orders per stock-day
     reward_scale: float = 0.1         # rewards (bps) x this before GAE: values of O(1)
@@ -164,7 +164,7 @@ class LearnedConfig:
     ppo: PPOConfig = field(default_factory=lambda: PPOConfig(**EXECUTION_PPO))   # serl.core.EXECUTION_PPO
 
     def check(self):
-        for k in ("step_minutes", "num_envs", "n_updates", "eval_every", "orders_per_day", "macmic_interval"):
+        for k in ("step_minutes", "num_envs", "train_env_steps", "eval_every", "orders_per_day", "macmic_interval"):
             if int(getattr(self, k)) < 1: raise SerlError(f"LearnedConfig.{k} must be >= 1, got {getattr(self, k)}")
         if self.halop_levels < 2: raise SerlError(f"LearnedConfig.halop_levels must be >= 2, got {self.halop_levels}")
         if not 0 < self.halop_min_width <= 1: raise SerlError(f"LearnedConfig.halop_min_width must be in (0, 1], got {self.halop_min_width}")
@@ -182,6 +182,11 @@ class LearnedPolicy(Policy):
         self.agents = self.build(obs_dim)
         self.history = pd.DataFrame()
         self.last = {}
+
+    @property
+    def train_env_steps(self) -> int:
+        "Env steps (decisions x episodes) this policy was trained on: 0 before any training."
+        return int(self.history["step"].iloc[-1]) if len(self.history) else 0
 
     def build(self, obs_dim: int) -> dict: raise NotImplementedError
     def act(self, obs, env, rec) -> np.ndarray: raise NotImplementedError
@@ -312,8 +317,9 @@ class MacMicPolicy(LearnedPolicy):
 # %% ../../nbs/08_learned_baselines.ipynb #b52cad82
 POLICY_CLASSES = {"PPO": PPOPolicy, "HALOP": HALOPPolicy, "MacMic": MacMicPolicy}
 
-def _pa(policy, panel, orders) -> float:
-    return float(evaluate(policy, panel, orders, policy.env_cfg).per_order.pa_bps.mean())
+def _pa(policy, panel, sets) -> float:
+    "Mean PA of `policy` over every order of the order sets `sets` (a list of `Orders`)."
+    return float(pd.concat([evaluate(policy, panel, o, policy.env_cfg).per_order for o in sets]).pa_bps.mean())
 
 # %% ../../nbs/08_learned_baselines.ipynb #3089ba8d
 def train_learned(name: str, train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvConfig,
@@ -341,18 +347,20 @@ def train_learned(name: str, train_panel, valid_panel, data_cfg: DataConfig, env
 def _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir, show_progress):
     env_cfg = replace(env_cfg, step_minutes=max(env_cfg.step_minutes, cfg.step_minutes))
     seed_everything(seed)
-    train_orders = make_orders(train_panel, replace(data_cfg, orders_per_day=cfg.orders_per_day), seed)
-    valid_orders = make_orders(valid_panel, data_cfg, seed)
-    env = VecExecutionEnv(train_panel, train_orders, env_cfg, num_envs=cfg.num_envs, reward_fn=ShapedPAReward(), seed=seed)
-    pol = POLICY_CLASSES[name](env_cfg, cfg, env.obs_dim)
+    sets = order_sets(train_panel, replace(data_cfg, orders_per_day=cfg.orders_per_day), seed)   # one env per window length
+    valid_sets = order_sets(valid_panel, data_cfg, seed, both_sides=True)                         # every validation order both ways
+    envs = [VecExecutionEnv(train_panel, o, env_cfg, num_envs=cfg.num_envs, reward_fn=ShapedPAReward(), seed=seed + i)
+            for i, o in enumerate(sets)]
+    pol = POLICY_CLASSES[name](env_cfg, cfg, envs[0].obs_dim)
     opts = {k: torch.optim.Adam(a.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps) for k, a in pol.agents.items()}
     gen = rng(seed)
-    rows, best, t0 = [], (-np.inf, None, 0), time.perf_counter()
-    bar = progress(range(cfg.n_updates), desc=name, **({} if show_progress else {"disable": True}))
-    for u in bar:
+    rows, best, t0, steps, u = [], (-np.inf, None, 0), time.perf_counter(), 0, 0
+    bar = progress(total=cfg.train_env_steps, desc=name, unit="step", **({} if show_progress else {"disable": True}))
+    while steps < cfg.train_env_steps:                 # whole episodes until the env-step budget is spent
+        env = envs[u % len(envs)]                      # the window lengths take turns, one rollout each
         if cfg.ppo.anneal_lr:
             for o in opts.values():
-                for g in o.param_groups: g["lr"] = cfg.ppo.lr * (1 - u / cfg.n_updates)
+                for g in o.param_groups: g["lr"] = cfg.ppo.lr * (1 - steps / cfg.train_env_steps)
         rec = {k: Buffer() for k in pol.agents}
         obs, _ = env.reset(seed=int(gen.integers(2**31)))
         ret = np.zeros(env.num_envs)
@@ -360,18 +368,20 @@ def _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir
             for _ in range(env.n_steps):
                 obs, r, _, _, _ = env.step(pol.act(obs, env, rec))
                 pol.credit(rec, r, env); ret += r
-        row = {"update": u + 1, "step": (u + 1) * env.num_envs * env.n_steps, "ep_return_mean": float(ret.mean()),
-               "valid_pa": float("nan")}
+        steps += env.num_envs * env.n_steps; u += 1; bar.update(env.num_envs * env.n_steps)
+        last = steps >= cfg.train_env_steps
+        row = {"update": u, "step": steps, "window": env.length, "ep_return_mean": float(ret.mean()), "valid_pa": float("nan")}
         for k, agent in pol.agents.items():
             stats = masked_ppo_update(agent, opts[k], rec[k].flat(cfg.ppo, cfg.reward_scale), cfg.ppo, gen)
             row.update({f"{k}_{s}": v for s, v in stats.items()})
-        if (u + 1) % cfg.eval_every == 0 or u + 1 == cfg.n_updates:
-            row["valid_pa"] = _pa(pol, valid_panel, valid_orders)
+        if u % cfg.eval_every == 0 or last:
+            row["valid_pa"] = _pa(pol, valid_panel, valid_sets)
             if row["valid_pa"] > best[0]:
-                best = (row["valid_pa"], {k: {n: p.clone() for n, p in a.state_dict().items()} for k, a in pol.agents.items()}, u + 1)
+                best = (row["valid_pa"], {k: {n: p.clone() for n, p in a.state_dict().items()} for k, a in pol.agents.items()}, u)
             bar.set_postfix(valid_pa=f"{row['valid_pa']:.2f}", refresh=False)
         row["wall_s"] = time.perf_counter() - t0
         rows.append(row)
+    bar.close()
     for k, a in pol.agents.items(): a.load_state_dict(best[1][k])
     pol.history = pd.DataFrame(rows)
     pol.best_update, pol.best_valid_pa = best[2], best[0]
@@ -426,7 +436,8 @@ def saved_matches(path, key: dict) -> bool:
 def learned_config(scale: str = "smoke") -> LearnedConfig:
     "The `LearnedConfig` of `scale` (a fresh copy): the `learned` row of `serl.core.SCALE_PRESETS`, PPO from `serl.core.execution_ppo`."
     row = scale_preset(scale)["learned"]
-    return config_from_dict(LearnedConfig, {**row, "ppo": execution_ppo(scale, **row.get("ppo", {}))})
+    return config_from_dict(LearnedConfig, {**row, "train_env_steps": scale_preset(scale)["train_env_steps"],
+                                            "ppo": execution_ppo(scale, **row.get("ppo", {}))})
 
 def train_learned_baselines(train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvConfig, scale: str = "smoke",
                             seed: int = 0, run_dir=None, cfg: LearnedConfig | None = None,
