@@ -13,7 +13,7 @@ from serl.market.data import min_trading_days
 from serl.market.synthetic import generate_synthetic
 from serl.app.cli import main, run_experiment
 
-METHODS = ["TWAP", "VWAP", "POV", "AC", "Immediate", "PPO", "HALOP", "MacMic", "SE-RL"]
+METHODS = ["TWAP", "VWAP", "POV", "AC", "Immediate", "Untrained", "Random", "PPO", "HALOP", "MacMic", "SE-RL"]
 
 
 def user_bars(days: int = 6, instruments: int = 2) -> pd.DataFrame:

@@ -138,11 +138,12 @@ def write_summary(out_dir: str | Path | None = None, experiment: str = "main_tab
     "Write `<out_dir>/summary.md`: PA [95% CI] per method (rows) and dataset (columns) from every `<dataset>/<experiment>.csv`."
     import pandas as pd
     out = Path(out_dir or repo_root()/"reports")
-    cols, scales = {}, {}
+    cols, paired, scales = {}, {}, {}
+    ci = lambda t, k: pd.Series([f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]" for v, lo, hi in zip(t[k], t[f"{k}_lo"], t[f"{k}_hi"])], index=t.index)
     for f in sorted(out.glob(f"*/{experiment}.csv")):
         t = pd.read_csv(f, index_col="method")
-        cols[f.parent.name] = [f"{r.PA:+.2f} [{r.PA_lo:+.2f}, {r.PA_hi:+.2f}]" for r in t.itertuples()]
-        cols[f.parent.name] = pd.Series(cols[f.parent.name], index=t.index)
+        cols[f.parent.name] = ci(t, "PA")
+        if "dPA" in t: paired[f.parent.name] = ci(t, "dPA")
         cfg = f.parent/"config.json"
         if cfg.exists():
             import json; c = json.loads(cfg.read_text())["config"]; scales[f.parent.name] = f"{c['scale']}, seeds {c['seeds']}"
@@ -150,7 +151,9 @@ def write_summary(out_dir: str | Path | None = None, experiment: str = "main_tab
     tab = pd.DataFrame(cols)
     src = "\n".join(f"- `{d}`: `{d}/{experiment}.md` ({scales.get(d, '?')})" for d in cols)
     md = (f"# PA (bps vs market VWAP) by method and dataset\n\nPoint estimate [95% bootstrap CI over parent orders] "
-          f"on each dataset's test split.\n\n{tab.to_markdown()}\n\nSources:\n{src}\n")
+          f"on each dataset's test split.\n\n{tab.to_markdown()}\n\n"
+          + (f"## ΔPA vs TWAP (bps), paired on the same orders, 95% CI resampling whole days\n\n{pd.DataFrame(paired).to_markdown()}\n\n"
+             if paired else "") + f"Sources:\n{src}\n")
     (out/"summary.md").write_text(md)
     return out/"summary.md"
 
