@@ -14,10 +14,10 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 # %% auto #0
-__all__ = ['SCALES', 'EXPERIMENT_WINDOWS', 'EXECUTION_PPO', 'SCALE_PRESETS', 'SerlError', 'DataConfig', 'EnvConfig',
-           'ExperimentConfig', 'config_to_dict', 'config_from_dict', 'save_config', 'load_config', 'scale_preset',
-           'execution_ppo', 'scale_config', 'rng', 'seed_everything', 'get_device', 'cache_dir', 'repo_root',
-           'sha256_file', 'RunRecords', 'progress', 'note', 'experiment_dirs']
+__all__ = ['COST_MODELS', 'SCALES', 'EXPERIMENT_WINDOWS', 'EXECUTION_PPO', 'SCALE_PRESETS', 'SerlError', 'DataConfig',
+           'EnvConfig', 'cost_model', 'ExperimentConfig', 'config_to_dict', 'config_from_dict', 'save_config',
+           'load_config', 'scale_preset', 'execution_ppo', 'scale_config', 'rng', 'seed_everything', 'get_device',
+           'cache_dir', 'repo_root', 'sha256_file', 'RunRecords', 'progress', 'note', 'experiment_dirs']
 
 # %% ../nbs/00_core.ipynb #8a3fc315
 class SerlError(ValueError):
@@ -39,14 +39,26 @@ class DataConfig:
                                       # ... with a random start (the experiments: 60/120/240); empty: every order gets window_minutes
     orders_per_day: int = 1           # parent orders per stock-day (sides drawn independently)
 
+# The static env's cost model, c = h + eta sqrt(f / V) bps per child fill (EnvConfig.half_spread_bps = h, impact_bps = eta).
+# "simulated" (the default): what an isolated child order pays in the agent-free simulated market, fitted by
+# serl.market.facts.calibrate_cost_model on SPY training days (see chapter 04b; reports/market/cost_calibration.json);
+# "legacy": the first, hand-set model, about 10x dearer than the simulated market.
+COST_MODELS = {"simulated": dict(half_spread_bps=0.59, impact_bps=1.04),
+               "legacy": dict(half_spread_bps=0.5, impact_bps=10.0)}
+
 @dataclass
 class EnvConfig:
     "Static execution environment: decision interval, fill and cost model, observation."
     step_minutes: int = 1             # bars per decision step
     participation_cap: float = 0.1    # at most this fraction of a bar's volume is filled
-    half_spread_bps: float = 0.5      # cost of crossing half the spread when the data has no spread column
-    impact_bps: float = 10.0          # temporary impact: cost += impact_bps * sqrt(fill / bar volume)
+    half_spread_bps: float = COST_MODELS["simulated"]["half_spread_bps"]  # h: half the spread, crossed by every fill (data without a spread column)
+    impact_bps: float = COST_MODELS["simulated"]["impact_bps"]            # eta: temporary impact, cost += eta * sqrt(fill / bar volume)
     lookback: int = 5                 # past bars in the observation
+
+def cost_model(name: str) -> dict:
+    "The `EnvConfig` fields of the named static cost model, e.g. `EnvConfig(**cost_model(\"legacy\"))`."
+    if name not in COST_MODELS: raise SerlError(f"cost model {name!r} is unknown; choose one of {list(COST_MODELS)}")
+    return dict(COST_MODELS[name])
 
 @dataclass
 class ExperimentConfig:

@@ -1,12 +1,13 @@
 """The simulated market against real SPY minutes, full size (the acceptance checks of the `market` experiment,
-nbs/experiments/market.ipynb, which writes `reports/market/`): day tracking, stylised facts and the square-root impact law.
-About a minute on 2 cores."""
+nbs/experiments/market.ipynb, which writes `reports/market/`): day tracking, stylised facts, the square-root impact law,
+and the static env's default cost model against a fresh calibration on the simulated market. About two minutes on 2 cores."""
 import numpy as np
 import pytest
 
-from serl.core import DataConfig
+from serl.core import DataConfig, EnvConfig, COST_MODELS
 from serl.market.data import load_dataset
-from serl.market.facts import simulate_days, stylised_facts, tracking_report, metaorder_impact, impact_exponent
+from serl.market.facts import (simulate_days, stylised_facts, tracking_report, metaorder_impact, impact_exponent,
+                               calibrate_cost_model)
 
 
 @pytest.fixture(scope="module")
@@ -32,3 +33,15 @@ def test_square_root_impact(spy):
     imp = metaorder_impact(spy, rows, [0.01, 0.02, 0.05, 0.1, 0.2, 0.4], seeds=tuple(range(12)))
     assert imp.n.min() >= 800 and imp.impact_bps.is_monotonic_increasing, imp
     assert 0.4 <= impact_exponent(imp) <= 0.7, imp                  # the empirical square-root law's range
+
+
+def test_static_cost_default_is_the_simulated_markets():
+    "EnvConfig's h and eta (serl.core.COST_MODELS['simulated']) lie inside the 95% intervals of the calibration they document."
+    train = load_dataset(DataConfig("spy")).splits["train"]
+    cal = calibrate_cost_model(train, np.arange(5, len(train), 10), seeds=(0, 1))     # the market experiment's calibration
+    assert cal["n"] > 2500 and cal["market_days"] == 104, cal
+    env = EnvConfig()
+    assert dict(half_spread_bps=env.half_spread_bps, impact_bps=env.impact_bps) == COST_MODELS["simulated"]
+    for k in ("half_spread_bps", "impact_bps"):
+        se = cal[k.replace("_bps", "_se_bps")]
+        assert abs(getattr(env, k) - cal[k]) <= 1.96 * se, (k, getattr(env, k), cal[k], se)

@@ -20,10 +20,10 @@ from ..market.metrics import pa_bps
 # %% auto #0
 __all__ = ['PRIVATE_FEATURES', 'FIELDS', 'F_FILL', 'F_FILL_VALUE', 'F_EXEC_QTY', 'F_EXEC_VALUE', 'F_AVG', 'F_MKT_VOL',
            'F_MKT_VAL', 'F_VWAP', 'F_QTY', 'F_REM', 'F_TIME_LEFT', 'F_SIDE', 'F_ARRIVAL', 'F_DONE',
-           'UNFILLED_PENALTY_BPS', 'obs_dim', 'obs_names', 'Episodes', 'build_episodes', 'child_qty', 'bar_want',
-           'finish_step', 'first_bad_action', 'terminal_pa_reward', 'VecExecutionEnv', 'ExecutionEnv', 'Evaluation',
-           'evaluate', 'DynamicVecExecutionEnv', 'NoMessage', 'MeanMessage', 'group_orders', 'MultiAgentExecutionEnv',
-           'bench_static']
+           'UNFILLED_PENALTY_BPS', 'BENCHMARKS', 'obs_dim', 'obs_names', 'Episodes', 'build_episodes', 'child_qty',
+           'bar_want', 'finish_step', 'first_bad_action', 'terminal_pa_reward', 'VecExecutionEnv', 'ExecutionEnv',
+           'Evaluation', 'evaluate', 'DynamicVecExecutionEnv', 'NoMessage', 'MeanMessage', 'group_orders',
+           'MultiAgentExecutionEnv', 'bench_static']
 
 # %% ../../nbs/05_envs.ipynb #8c1d8c8d
 PRIVATE_FEATURES = ("time_left", "inventory_left", "schedule_gap", "drift", "side")
@@ -195,6 +195,11 @@ class VecExecutionEnv:
     @property
     def row(self): return np.asarray(self.orders.row)[self.idx]
 
+    @property
+    def tape_vwap(self) -> np.ndarray:
+        "(B,) VWAP so far of the prints the orders trade among; in the static env the historical bars, i.e. the benchmark."
+        return self.S[F_VWAP].copy()
+
     def observed_volume(self, n: int = 1) -> np.ndarray:
         "Volumes of the last `n` bars before the current decision, shape (B, n)."
         j = self.ep.lookback + min(self.t * self.step_minutes, self.length)
@@ -292,7 +297,7 @@ class ExecutionEnv(gym.Env):
 # %% ../../nbs/05_envs.ipynb #e2725e61
 @dataclass
 class Evaluation:
-    per_order: "pd.DataFrame"   # serl.market.metrics.order_metrics + instrument/date/start columns
+    per_order: "pd.DataFrame"   # serl.market.metrics.order_metrics + instrument/date/start, market_volume, tape_vwap, pa_tape_bps
     inventory: np.ndarray       # (N, n_steps + 1) remaining / quantity after each decision
 
 def evaluate(policy, panel, orders, cfg: EnvConfig | None = None, batch: int = 4096, env_cls=None, **env_kw) -> Evaluation:
@@ -300,7 +305,8 @@ def evaluate(policy, panel, orders, cfg: EnvConfig | None = None, batch: int = 4
     from serl.market.metrics import order_metrics
     env = (env_cls or VecExecutionEnv)(panel, orders, cfg, num_envs=min(batch, len(orders)), **env_kw)
     N, T = len(orders), env.n_steps
-    inv = np.empty((N, T + 1)); fields = {k: np.empty(N) for k in ("exec_qty", "exec_value", "vwap_so_far", "mkt_volume")}
+    inv, tape = np.empty((N, T + 1)), np.empty(N)
+    fields = {k: np.empty(N) for k in ("exec_qty", "exec_value", "vwap_so_far", "mkt_volume")}
     for lo in range(0, N, batch):
         hi = min(N, lo + batch)
         env.num_envs = hi - lo
@@ -310,9 +316,11 @@ def evaluate(policy, panel, orders, cfg: EnvConfig | None = None, batch: int = 4
             obs, _, term, _, info = env.step(policy(obs, env))
             inv[lo:hi, t + 1] = env.remaining / env.quantity
         for k in fields: fields[k][lo:hi] = info["reward_inputs"][k]
+        tape[lo:hi] = env.tape_vwap
     df = order_metrics(env.ep.side, env.ep.quantity, fields["exec_qty"], fields["exec_value"],
                        fields["vwap_so_far"], env.ep.arrival)
     df["market_volume"] = fields["mkt_volume"]
+    df["tape_vwap"], df["pa_tape_bps"] = tape, pa_bps(df.side.to_numpy(), df.avg_price.to_numpy(), tape)
     row = np.asarray(orders.row)
     df.insert(0, "instrument", panel.instrument[row]); df.insert(1, "date", panel.date[row])
     df.insert(2, "start", np.asarray(orders.start))
@@ -331,15 +339,18 @@ def _finish_all(S, f_step, v_step, t, n_steps):
     for i in range(S.shape[1]): finish_step(S, i, f_step[i], v_step[i], t, n_steps)
 
 # %% ../../nbs/05_envs.ipynb #05fddd94
+BENCHMARKS = ("twin", "tape")   # the dynamic env's market VWAP: the agent-free twin's (default) or the agent's own tape
+
 class DynamicVecExecutionEnv(VecExecutionEnv):
     "Execution episodes in simulated order-book markets anchored on the historical days."
     def __init__(self, panel, orders, cfg: EnvConfig | None = None, num_envs: int | None = None,
                  reward_fn: Callable[[dict], np.ndarray] = terminal_pa_reward, seed: int | None = None,
-                 market_cfg=None, profiles=None, n_agents: int = 1):
+                 market_cfg=None, profiles=None, n_agents: int = 1, benchmark: str = "twin"):
         from serl.market.sim import MarketSim
         super().__init__(panel, orders, cfg, num_envs, reward_fn, seed)
         if n_agents < 1 or self.num_envs % n_agents: raise SerlError(f"num_envs ({self.num_envs}) must be a multiple of n_agents ({n_agents})")
-        self.n_agents = int(n_agents)
+        if benchmark not in BENCHMARKS: raise SerlError(f"DynamicVecExecutionEnv: benchmark must be one of {BENCHMARKS}, got {benchmark!r}")
+        self.n_agents, self.benchmark = int(n_agents), benchmark
         self.sim = MarketSim(panel, profiles, market_cfg, n_agents=self.n_agents, seed=0 if seed is None else seed)
 
     def _begin(self, seed, idx):
@@ -355,6 +366,9 @@ class DynamicVecExecutionEnv(VecExecutionEnv):
         self._hist_volume = e.volume[self.idx][:, e.lookback:]       # the cap's reference volume (historical)
         self._lot, self._pace = e.lot[self.idx], e.quantity[self.idx] / self.length
         self.sim.reset(rows[:, 0], start[:, 0], seed=int(self.np_random.integers(2**31)))
+        self.twin = self.sim.fork() if self.benchmark == "twin" else None   # the same markets, never sent the agents' orders
+        self._none = np.zeros((B, A))
+        self._tape = np.zeros((2, self.num_envs))                        # tape volume and value so far (the agents' prints included)
         self._q = np.zeros(self.num_envs)
         self._unit = np.repeat(self.sim.unit, A)                        # shares per simulated lot
 
@@ -375,14 +389,22 @@ class DynamicVecExecutionEnv(VecExecutionEnv):
                          self._lot, rem_start, S, self._q)
             q = np.floor(self._q / self._unit + 1e-9) * self._unit               # whole simulator units
             res = self.sim.step_minute(q.reshape(-1, A), side)
+            bench = res if self.twin is None else self.twin.step_minute(self._none, side)   # same minute, agents off
             fill, value = res["fill"].reshape(-1), res["fill_value"].reshape(-1)
             S[F_REM] -= fill; f_step += fill; v_step += value
             vol, val, close = (np.repeat(res[f], A) for f in ("volume", "value", "close"))
-            S[F_MKT_VOL] += vol; S[F_MKT_VAL] += val
+            self._tape[0] += vol; self._tape[1] += val
+            S[F_MKT_VOL] += np.repeat(bench["volume"], A); S[F_MKT_VAL] += np.repeat(bench["value"], A)   # the benchmark VWAP's sums
             c = P + j                                                       # the tape becomes the observed history
             self._ret[:, c] = 1e3 * np.log(close / self._close[:, c - 1]) if c > 0 else 0.0
             self._close[:, c], self._logvol[:, c] = close, np.log1p(vol / self._pace)
         _finish_all(S, f_step, v_step, self.t, self.n_steps)
+
+    @property
+    def tape_vwap(self) -> np.ndarray:
+        "(B,) VWAP so far of the agent's own simulated tape (its prints included); NaN before any trade."
+        v, x = self._tape
+        return np.divide(x, v, out=np.full(v.shape, np.nan), where=v > 0)
 
     def observed_volume(self, n: int = 1) -> np.ndarray:
         "Simulated (in the window) or historical (before it) volumes of the last `n` bars, shape (B, n)."

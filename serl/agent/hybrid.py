@@ -24,19 +24,28 @@ from .ppo import (PPOConfig, EMAConvergence, LockstepAutoReset, RolloutState, Ta
                             save_checkpoint)
 
 # %% auto #0
-__all__ = ['HYBRID_MODES', 'HYBRID_LOG_COLUMNS', 'adapt_weights', 'LossWeights', 'HybridConfig', 'HybridResult', 'rl_data_config',
-           'ppo_policy', 'first_orders', 'validation_pa', 'make_hybrid_envs', 'train_hybrid', 'bench_ppo']
+__all__ = ['HYBRID_MODES', 'ADAPTIVE_RULES', 'HYBRID_LOG_COLUMNS', 'adapt_weights', 'LossWeights', 'HybridConfig', 'HybridResult',
+           'rl_data_config', 'ppo_policy', 'first_orders', 'validation_pa', 'make_hybrid_envs', 'train_hybrid',
+           'bench_ppo']
 
 # %% ../../nbs/07b_hybrid.ipynb #cd6b876d
 HYBRID_MODES = ("static", "dynamic", "fixed", "adaptive")
 
-def adapt_weights(alpha: float, beta: float, l_s: float, l_d: float, floor: float = 0.05) -> tuple[float, float]:
-    "One adaptive step on loss magnitudes l_s, l_d >= 0: the seed rule, renormalised to alpha + beta = 1, clipped to [floor, 1 - floor]."
+def adapt_weights(alpha: float, beta: float, l_s: float, l_d: float, floor: float = 0.0,
+                  renormalise: bool = True) -> tuple[float, float]:
+    "One step of the paper's rule on loss magnitudes l_s, l_d >= 0; renormalised to alpha + beta = 1 and clipped to [floor, 1 - floor]."
     if not (l_s + l_d > 0 and math.isfinite(l_s + l_d)): return alpha, beta      # nothing to learn from: keep
     a, b = alpha * l_s / (l_s + l_d), beta * l_d / (l_s + l_d)                    # alpha L_s/(L_s+L_d), beta L_d/(L_s+L_d)
-    a = a / (a + b) if a + b > 0 else 0.5                                         # renormalise: alpha + beta = 1
+    if not renormalise: return a, b                                               # the literal rule: alpha + beta shrinks
+    a = a / (a + b) if a + b > 0 else 0.5                                         # renormalise: alpha + beta = 1, same ratio
     a = min(max(a, floor), 1 - floor)                                             # floor: alpha, beta in [f, 1 - f]
     return a, 1 - a
+
+# The adaptive rule's variants, as HybridConfig fields: the paper's (the defaults), the same without renormalisation,
+# and the damped rule of earlier versions (EMA of the loss magnitudes, floor on both weights).
+ADAPTIVE_RULES = {"paper": dict(loss_ema=0.0, weight_floor=0.0, renormalise=True),
+                  "literal": dict(loss_ema=0.0, weight_floor=0.0, renormalise=False),
+                  "smoothed": dict(loss_ema=0.9, weight_floor=0.05, renormalise=True)}
 
 @dataclass
 class LossWeights:
@@ -44,8 +53,9 @@ class LossWeights:
     alpha: float
     beta: float
     adaptive: bool = False
-    mu: float = 0.9                  # loss_ema
-    floor: float = 0.05
+    mu: float = 0.0                  # loss_ema (0: each update's own losses)
+    floor: float = 0.0
+    renormalise: bool = True
     ell_s: float = float("nan")      # EMA of |L_s|
     ell_d: float = float("nan")      # EMA of |L_d|
 
@@ -54,14 +64,14 @@ class LossWeights:
         if h.mode == "static": return cls(1.0, 0.0)
         if h.mode == "dynamic": return cls(0.0, 1.0)
         a = h.alpha0 / (h.alpha0 + h.beta0)
-        return cls(a, 1 - a, h.mode == "adaptive", h.loss_ema, h.weight_floor)
+        return cls(a, 1 - a, h.mode == "adaptive", h.loss_ema, h.weight_floor, h.renormalise)
 
     def update(self, L_s: float, L_d: float) -> tuple[float, float]:
         "Fold one update's losses in; new (alpha, beta) (unchanged unless adaptive)."
         if not self.adaptive: return self.alpha, self.beta
         ema = lambda m, x: abs(x) if math.isnan(m) else self.mu * m + (1 - self.mu) * abs(x)   # l <- mu l + (1-mu)|L|
         self.ell_s, self.ell_d = ema(self.ell_s, L_s), ema(self.ell_d, L_d)
-        self.alpha, self.beta = adapt_weights(self.alpha, self.beta, self.ell_s, self.ell_d, self.floor)
+        self.alpha, self.beta = adapt_weights(self.alpha, self.beta, self.ell_s, self.ell_d, self.floor, self.renormalise)
         return self.alpha, self.beta
 
 # %% ../../nbs/07b_hybrid.ipynb #579bf283
@@ -71,8 +81,9 @@ class HybridConfig:
     mode: str = "adaptive"            # static | dynamic | fixed | adaptive (see the table above)
     alpha0: float = 0.5               # initial static weight (fixed / adaptive; normalised with beta0)
     beta0: float = 0.5                # initial dynamic weight
-    loss_ema: float = 0.9             # mu: EMA of the loss magnitudes that drive the adaptive weights
-    weight_floor: float = 0.05        # f: alpha, beta stay in [f, 1 - f] (adaptive)
+    loss_ema: float = 0.0             # mu: EMA of the loss magnitudes that drive the adaptive weights (0: each update's own, the paper)
+    weight_floor: float = 0.0         # f: alpha, beta stay in [f, 1 - f] (adaptive; 0: no floor, the paper)
+    renormalise: bool = True          # adaptive: alpha + beta = 1 after each update (False: the paper's rule literally, see above)
     static_num_envs: int = 1024       # static episodes stepped together
     dynamic_num_envs: int = 8         # simulated markets stepped together (each costs ~ms per minute)
     dynamic_n_steps: int | None = None  # steps per dynamic env per rollout (None: PPOConfig.n_steps)
@@ -93,6 +104,8 @@ class HybridConfig:
         for k in ("loss_ema", "ema"):
             if not 0 <= getattr(self, k) < 1: raise SerlError(f"HybridConfig.{k} must be in [0, 1), got {getattr(self, k)}")
         if not 0 <= self.weight_floor <= 0.5: raise SerlError(f"HybridConfig.weight_floor must be in [0, 0.5], got {self.weight_floor}")
+        if self.weight_floor > 0 and not self.renormalise:
+            raise SerlError(f"HybridConfig.weight_floor = {self.weight_floor} needs renormalise=True (a floor bounds normalised weights)")
         if self.max_updates is not None and self.max_updates < 1: raise SerlError(f"HybridConfig.max_updates must be >= 1, got {self.max_updates}")
         for k in ("static_num_envs", "dynamic_num_envs", "eval_every", "patience"):
             if int(getattr(self, k)) < 1: raise SerlError(f"HybridConfig.{k} must be >= 1, got {getattr(self, k)}")

@@ -15,7 +15,7 @@ from .sim import MarketConfig, MarketSim
 
 # %% auto #0
 __all__ = ['simulate_days', 'tracking_report', 'stylised_facts', 'metaorder_impact', 'impact_exponent', 'child_order_costs',
-           'calibrate_cost_model']
+           'clustered_se', 'calibrate_cost_model']
 
 # %% ../../nbs/04b_market_facts.ipynb #facts07
 def simulate_days(panel, rows, profiles=None, cfg: MarketConfig | None = None, seed: int = 0) -> dict:
@@ -90,10 +90,10 @@ def child_order_costs(panel, rows, participations, minutes=(60, 180, 300), seeds
     R = np.repeat(np.asarray(rows, np.int64), len(minutes)); M = np.tile(np.asarray(minutes, np.int64), len(R) // len(minutes))
     V = panel.volume[R, M]; recs = []
     for s in seeds:
-        def run(x, side):
-            sim = MarketSim(panel, profiles, cfg, n_agents=1, seed=int(s)); sim.reset(R, M)
+        sim = MarketSim(panel, profiles, cfg, n_agents=1, seed=int(s)); sim.reset(R, M)   # warmed up once per seed ...
+        def run(x, side):                                                      # ... and forked for every child: same markets
             q = np.floor(x * V / sim.unit + 1e-9) * sim.unit                   # whole simulator units
-            return sim.step_minute(q[:, None], np.full((len(R), 1), side))
+            return sim.fork().step_minute(q[:, None], np.full((len(R), 1), side))
         twin = run(0.0, 1)
         ok0 = (twin["volume"] > 0) & (V > 0)
         for x in participations:
@@ -105,20 +105,31 @@ def child_order_costs(panel, rows, participations, minutes=(60, 180, 300), seeds
                                               cost_bps=side * 1e4 * (px / (twin["value"][ok] / twin["volume"][ok]) - 1))))
     return pd.concat(recs, ignore_index=True)
 
+def clustered_se(A: np.ndarray, resid: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    "Cluster-robust (CR1) standard errors of least-squares coefficients: design `A` (n, k), residuals, a cluster label per row."
+    g = np.unique(groups, return_inverse=True)[1].reshape(-1); G, (n, k) = int(g.max()) + 1, A.shape
+    if G < 2: raise SerlError("clustered_se: needs at least 2 clusters")
+    S = np.zeros((G, k)); np.add.at(S, g, A * resid[:, None])                 # per-cluster score sums
+    B = np.linalg.inv(A.T @ A)
+    return np.sqrt(np.diag(B @ (S.T @ S) @ B) * G / (G - 1) * (n - 1) / (n - k))
+
 def calibrate_cost_model(panel, rows, participations=(0.005, 0.01, 0.02, 0.05, 0.1), minutes=(60, 180, 300), seeds=(0, 1),
                          profiles=None, cfg: MarketConfig | None = None) -> dict:
     """The static env's cost model fitted on isolated child orders in the simulated market (see the text):
-    `half_spread_bps`, `impact_bps` (exponent 1/2), the free-exponent fit, and the per-participation mean costs."""
+    `half_spread_bps`, `impact_bps` (exponent 1/2) with standard errors clustered by market-day, the free-exponent fit,
+    and the per-participation mean costs."""
     df = child_order_costs(panel, rows, participations, minutes, seeds, profiles, cfg)
     if len(df) < 3: raise SerlError(f"calibrate_cost_model: only {len(df)} child orders filled on {panel.name}; use more rows or larger participations")
     x, y = df.fill_share.to_numpy(), df.cost_bps.to_numpy()
     def fit(g):
         A = np.c_[np.ones_like(x), x ** g]; coef = np.linalg.lstsq(A, y, rcond=None)[0]
-        return coef, float(((A @ coef - y) ** 2).sum())
-    (h, eta), _ = fit(0.5)                                           # c = h + eta sqrt(f / V)
+        return coef, float(((A @ coef - y) ** 2).sum()), A
+    (h, eta), _, A = fit(0.5)                                        # c = h + eta sqrt(f / V)
+    se_h, se_eta = clustered_se(A, y - A @ np.array([h, eta]), df.seed.to_numpy() * len(panel) + df.row.to_numpy())
     grid = np.round(np.arange(0.1, 1.51, 0.01), 2); sse = [fit(g)[1] for g in grid]
-    g = float(grid[int(np.argmin(sse))]); (hf, ef), _ = fit(g)
+    g = float(grid[int(np.argmin(sse))]); (hf, ef), *_ = fit(g)
     table = df.groupby("participation").agg(fill_share=("fill_share", "mean"), cost_bps=("cost_bps", "mean"),
                                             se_bps=("cost_bps", lambda v: v.std() / math.sqrt(len(v))), n=("cost_bps", "size"))
-    return dict(half_spread_bps=float(h), impact_bps=float(eta), exponent_free=g, half_spread_bps_free=float(hf),
-                impact_bps_free=float(ef), n=len(df), table=table.reset_index())
+    return dict(half_spread_bps=float(h), impact_bps=float(eta), half_spread_se_bps=float(se_h), impact_se_bps=float(se_eta),
+                exponent_free=g, half_spread_bps_free=float(hf), impact_bps_free=float(ef), n=len(df),
+                market_days=int(df.groupby(["seed", "row"]).ngroups), table=table.reset_index())

@@ -587,6 +587,14 @@ def step_minute(self: MarketSim, qty, side) -> dict:
     self._bar += 1
     return res
 
+# %% ../../nbs/04_market.ipynb #f0a1b2c5
+@patch
+def fork(self: MarketSim) -> MarketSim:
+    """An independent copy of the markets as they are now (books, traders' state, seeds; the panel is shared): stepped
+    with the same orders it prints the same tape, and stepped without the agents' orders it is their agent-free twin."""
+    import copy
+    return copy.deepcopy(self, {id(self.panel): self.panel})
+
 # %% ../../nbs/04_market.ipynb #d13a54cc
 def _flat_panel(price: float = 100.0, minutes: int = 120):
     "A one-row panel with a constant price and volume (for calibration)."
