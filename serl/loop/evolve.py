@@ -200,7 +200,8 @@ def job(self: SelfEvolvingRun, codes: dict, seed: int, env_steps: int | None = N
         if k.slot == "code": continue
         code = codes.get(name)
         parts[k.slot] = self.designers[name].job_part(code, seed, self.cfg) if code and name in self.designers else None
-    payload = candidate_payload(self.cfg, self.data_cfg, self.env_cfg, seed, self.data_seed, dataset=self.ds, env_steps=env_steps, **parts)
+    payload = candidate_payload(self.cfg, self.data_cfg, self.env_cfg, seed, self.data_seed, dataset=self.ds, env_steps=env_steps,
+                                val_seed=self.seed, **parts)                 # every candidate of the run: the same validation orders
     code = codes.get(main.name)
     return dict(code=code or (main.code if main.absent == "example" else ""), kind=main.name, task=TASKS[self.cfg.setting],
                 payload=payload, static=bool(code) or main.absent == "example")

@@ -195,10 +195,11 @@ def scaled_reward(reward_fn, scale: float):
     return scaled
 
 def train_windows(train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvConfig, cfg: EvolveConfig, seed: int,
-                  env_steps: int, reward_fn=None, make_network=None, run_dir=None):
+                  env_steps: int, reward_fn=None, make_network=None, run_dir=None, val_seed: int | None = None):
     """SE-RL's inner training (trusted code): `train_hybrid` for `env_steps` env steps on the training orders of every window
-    length (`order_sets`, `cfg.orders_per_day` a stock-day), validated on the validation orders of every length; a `HybridResult`
-    (best-on-validation weights) with `.episodes`, the episodes it finished."""
+    length (`order_sets`, `cfg.orders_per_day` a stock-day), validated on the validation orders of every length (drawn with
+    `val_seed`, default `seed`: one run validates all its candidates on the same orders); a `HybridResult` (best-on-validation
+    weights) with `.episodes`, the episodes it finished."""
     import torch
     from serl.market.data import order_sets
     from serl.agent.hybrid import train_hybrid
@@ -211,7 +212,8 @@ def train_windows(train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvCo
     envs = {k: window_envs(train_panel, orders, env_cfg, slots[k], seed + (k == "dynamic"), dynamic=k == "dynamic") for k in h.uses}
     torch.set_num_threads(n_threads)
     assert all(e.decisions == dec for e in envs.values())
-    validate = window_validator(valid_panel, validation_orders(valid_panel, data_cfg, seed + 1, cfg.val_orders), env_cfg)
+    vseed = seed if val_seed is None else val_seed
+    validate = window_validator(valid_panel, validation_orders(valid_panel, data_cfg, vseed + 1, cfg.val_orders), env_cfg)
     res = train_hybrid(train_panel, valid_panel, tdc, env_cfg, ppo_cfg, h, reward_fn=scaled_reward(reward_fn, cfg.reward_scale), make_network=make_network,
                        run_dir=run_dir, show_progress=False, envs=envs, validate=validate)
     res.episodes = len(res.history) * sum(n * ppo_cfg.n_steps // T for k in h.uses for n, T in zip(slots[k], dec))
@@ -222,14 +224,15 @@ def _plain(v):
     return {k: np.asarray(x).tolist() for k, x in v.items()} if isinstance(v, dict) else v
 
 def candidate_payload(cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: EnvConfig, seed: int, data_seed: int = 0,
-                      dataset=None, env_steps: int | None = None, **parts) -> dict:
-    """The JSON payload of a training task: configs, seeds, cache, the budget `env_steps` (default: a screening) and the candidate's
+                      dataset=None, env_steps: int | None = None, val_seed: int | None = None, **parts) -> dict:
+    """The JSON payload of a training task: configs, seeds (`val_seed`, default `seed`: the validation orders'), cache, the budget
+    `env_steps` (default: a screening) and the candidate's
     `parts` by slot (e.g. network source, imagined days, profiles). With the parent's loaded `dataset`, the worker reads it from
     `data_file` (`serl.market.data.dataset_file`, under the cache) instead of loading `data_cfg.dataset` again: a user CSV is
     never re-parsed under the sandbox's rules."""
     from serl.market.data import dataset_file
     return dict(evolve=config_to_dict(cfg), data=config_to_dict(data_cfg), env=config_to_dict(env_cfg), seed=int(seed),
-                data_seed=int(data_seed), cache=str(cache_dir()), data_file=str(dataset_file(dataset)) if dataset is not None else None,
+                val_seed=int(seed if val_seed is None else val_seed), data_seed=int(data_seed), cache=str(cache_dir()), data_file=str(dataset_file(dataset)) if dataset is not None else None,
                 env_steps=int(cfg.screen_env_steps if env_steps is None else env_steps), **{k: _plain(v) for k, v in parts.items()})
 
 def _worker_dataset(payload: dict, dc: DataConfig):
@@ -287,7 +290,8 @@ def train_candidate(code: str, kind: str, payload: dict) -> dict:
         ds = _worker_dataset(payload, dc)
         seed = int(payload["seed"])
         train = training_panel(ds.splits["train"], cfg, payload.get("imagined"), seed)
-        res = train_windows(train, ds.splits["valid"], dc, ec, cfg, seed, int(payload["env_steps"]), reward_fn, make_network)
+        res = train_windows(train, ds.splits["valid"], dc, ec, cfg, seed, int(payload["env_steps"]), reward_fn, make_network,
+                            val_seed=int(payload["val_seed"]))
     finally: os.environ = env
     if not math.isfinite(res.best_val_pa): raise SerlError(f"train_candidate: validation PA is {res.best_val_pa}")
     out = dict(score=float(res.best_val_pa), val_pa=float(res.best_val_pa), best_update=int(res.best_update),
