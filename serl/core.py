@@ -116,27 +116,25 @@ EXECUTION_PPO = dict(n_epochs=4, minibatch_size=256, lr=3e-4, gamma=1.0, gae_lam
 
 SCALE_PRESETS = {
     "smoke": dict(synthetic_instruments=10, synthetic_days=60,      # synthetic universes only; real data keeps every stock-day
-                  seeds=2, serl_seeds=1, n_bootstrap=500, dynamic_orders=8,
+                  seeds=2, serl_seeds=None, n_bootstrap=500, dynamic_orders=8,   # serl_seeds None: SE-RL runs once per seed
                   train_env_steps=60_000,                           # env steps (decisions x episodes) of every learned method's training
                   ppo={},                                           # overrides of EXECUTION_PPO
                   learned={},                                       # LearnedConfig overrides (its defaults are smoke's)
-                  evolve=dict(iterations=2, K=2, repair_rounds=0, max_new_tokens=128,
-                              n_updates=6, static_num_envs=128, dynamic_num_envs=2, dynamic_n_steps=4, val_orders=32,
-                              eval_every=2, imagine_days=6)),       # EvolveConfig overrides
+                  evolve=dict(iterations=2, K=2, repair_rounds=0, max_new_tokens=128, imagine_days=6,   # EvolveConfig overrides
+                              screen_env_steps=6_000, eta=4, static_num_envs=128, dynamic_num_envs=1, val_orders=32)),
     "quick": dict(synthetic_instruments=30, synthetic_days=250,
                   seeds=3, serl_seeds=None, n_bootstrap=1000, dynamic_orders=64,
                   train_env_steps=300_000,
                   ppo={},
                   learned=dict(num_envs=256, eval_every=25, ppo=dict(minibatch_size=512)),
-                  evolve=dict(iterations=4, K=4, n_updates=40, static_num_envs=256, dynamic_num_envs=8, val_orders=128,
-                              eval_every=5)),
+                  evolve=dict(iterations=4, K=4, screen_env_steps=20_000, static_num_envs=256, dynamic_num_envs=7, val_orders=128)),
     "paper": dict(synthetic_instruments=100, synthetic_days=500,
                   seeds=5, serl_seeds=None, n_bootstrap=2000, dynamic_orders=None,
                   train_env_steps=5_000_000,
                   ppo=dict(n_epochs=10, hidden=(128, 128)),
                   learned=dict(num_envs=512, eval_every=50, ppo=dict(minibatch_size=512)),
-                  evolve=dict(iterations=10, K=8, max_new_tokens=400, n_updates=300, static_num_envs=1024, dynamic_num_envs=16,
-                              val_orders=None, eval_every=10, workers=8, train_wall_s=7200)),
+                  evolve=dict(iterations=10, K=8, max_new_tokens=400, screen_env_steps=200_000, static_num_envs=1024, dynamic_num_envs=14,
+                              val_orders=None, workers=8, train_wall_s=7200, final_wall_s=36_000)),
 }
 
 def scale_preset(scale: str) -> dict:

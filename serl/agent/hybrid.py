@@ -177,14 +177,18 @@ def make_hybrid_envs(train_panel, data_cfg: DataConfig, env_cfg: EnvConfig, h: H
 # %% ../../nbs/07b_hybrid.ipynb #ff004752
 def train_hybrid(train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvConfig, ppo_cfg: PPOConfig | None = None,
                  hybrid_cfg: HybridConfig | None = None, reward_fn: Callable | None = None, make_network: Callable | None = None,
-                 run_dir=None, dynamic_kw: dict | None = None, show_progress: bool = True) -> HybridResult:
-    "One policy trained by PPO on static and/or dynamic rollouts (loss alpha L_s + beta L_d), stopped on validation PA."
+                 run_dir=None, dynamic_kw: dict | None = None, show_progress: bool = True,
+                 envs: dict | None = None, validate: Callable | None = None) -> HybridResult:
+    """One policy trained by PPO on static and/or dynamic rollouts (loss alpha L_s + beta L_d), stopped on validation PA.
+    Hooks: `envs` replaces `make_hybrid_envs` ({'static': vec-env, 'dynamic': vec-env}, the keys of `HybridConfig.uses`);
+    `validate(agent) -> PA` replaces `validation_pa` on the validation orders."""
     cfg, h = (ppo_cfg or PPOConfig()).check(), (hybrid_cfg or HybridConfig()).check()
     reward_fn, dynamic_kw = reward_fn or env_reward, dynamic_kw or {}
     n_threads = torch.get_num_threads()    # the market's numba/OpenMP pool changes it on first use: restored below
     device = get_device(cfg.device)
     seed_everything(cfg.seed)
-    envs = make_hybrid_envs(train_panel, data_cfg, env_cfg, h, cfg.seed, dynamic_kw)
+    if envs is not None and tuple(envs) != h.uses: raise SerlError(f"train_hybrid: envs must be {h.uses} for mode {h.mode!r}, got {tuple(envs)}")
+    envs = envs or make_hybrid_envs(train_panel, data_cfg, env_cfg, h, cfg.seed, dynamic_kw)
     torch.set_num_threads(n_threads)
     e0 = next(iter(envs.values()))
     make_network = make_network or (lambda o, a: default_network(o, a, cfg.hidden))
@@ -195,7 +199,7 @@ def train_hybrid(train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvCon
     n_steps = {"static": cfg.n_steps, "dynamic": h.dynamic_n_steps or cfg.n_steps}
     batch = {k: env.num_envs * n_steps[k] for k, env in envs.items()}
     n_updates = min(math.ceil(cfg.total_steps / sum(batch.values())), h.max_updates or 2**62)
-    valid_orders = first_orders(make_orders(valid_panel, data_cfg, cfg.seed + 1), h.val_orders)
+    valid_orders = first_orders(make_orders(valid_panel, data_cfg, cfg.seed + 1), h.val_orders) if validate is None else None
     weights, conv = LossWeights.from_config(h), EMAConvergence(h.ema, h.epsilon, h.patience)
     run_dir = Path(run_dir) if run_dir is not None else None
     writer, fh = None, None
@@ -235,7 +239,8 @@ def train_hybrid(train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvCon
                    "update_s": t2 - t1, "eval_s": 0.0}
             if (u + 1) % h.eval_every == 0 or u == n_updates - 1:                             # 5. validate, keep the best
                 t3 = time.perf_counter()
-                val = validation_pa(agent, valid_panel, valid_orders, env_cfg, h.eval_env, h.dynamic_num_envs, cfg.seed, **dynamic_kw)
+                val = validate(agent) if validate is not None else \
+                      validation_pa(agent, valid_panel, valid_orders, env_cfg, h.eval_env, h.dynamic_num_envs, cfg.seed, **dynamic_kw)
                 torch.set_num_threads(n_threads)
                 stopped = conv.update(val)
                 row.update(val_pa=val, val_pa_ema=conv.value)

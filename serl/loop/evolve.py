@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
-from ..core import SerlError, RunRecords, DataConfig, EnvConfig, config_to_dict, cache_dir, progress, seed_everything
+from ..core import SerlError, RunRecords, DataConfig, EnvConfig, config_to_dict, cache_dir, progress, note, seed_everything
 from ..design.designers import Candidate, Designer
 from ..design.static_check import Verdict
 from ..design.kinds import KINDS, designed, job_kind, slot_kind
@@ -24,7 +24,8 @@ from .inner import (EvolveConfig, SETTINGS, TASKS, candidate_payload, training_l
 RESTORED = Verdict(True, "runtime", "validated earlier in this run")   # verdict of a component restored from the run state
 
 # %% auto #0
-__all__ = ['RESTORED', 'designer_classes', 'make_designers', 'pick', 'TrainedCandidate', 'SelfEvolvingRun', 'run_serl']
+__all__ = ['RESTORED', 'designer_classes', 'make_designers', 'pick', 'candidate_key', 'TrainedCandidate', 'OuterEMA',
+           'SelfEvolvingRun', 'ranked', 'run_serl']
 
 # %% ../../nbs/18_evolve.ipynb #cc63517e
 def designer_classes() -> dict:
@@ -47,27 +48,51 @@ def pick(cands: list[Candidate], k: int, designer: Designer) -> Candidate:
     ok = [c for c in cands if c.ok and not c.fallback]
     return ok[k] if k < len(ok) else designer.fallback()
 
+def candidate_key(iteration: int, index: int, stage: str = "screen") -> str:
+    "`it<i>-k<k>` for a screening, `it<i>-k<k>-<stage>` for a later training of the same candidate (`rung1`, ..., `final`)."
+    return f"it{iteration}-k{index}" + ("" if stage == "screen" else f"-{stage}")
+
 @dataclass
 class TrainedCandidate:
-    "One trained candidate of the outer loop."
+    "One training of a candidate of the outer loop: its screening, a successive-halving rung, or the final training."
     iteration: int
     index: int
     codes: dict                       # kind -> source (the setting's kinds; None = default)
     from_llm: dict                    # kind -> whether the source is a valid LLM sample of this iteration
-    val_pa: float
-    details: dict
+    val_pa: float                     # validation PA (bps) of the kept (best-on-validation) weights
+    details: dict                     # what the training task returned: env_steps, episodes, updates, train_s, ...
     history: pd.DataFrame
     weights_file: Path | None
+    stage: str = "screen"             # screen | rung<r> | final
 
     @property
-    def key(self) -> str: return f"it{self.iteration}-k{self.index}"
+    def key(self) -> str: return candidate_key(self.iteration, self.index, self.stage)
+    @property
+    def env_steps(self) -> int:
+        "Env steps (decisions x episodes, static and dynamic) of this training."
+        return int(self.details.get("env_steps", 0))
+
+@dataclass
+class OuterEMA:
+    "The paper's convergence test of the outer loop: m_j = d m_{j-1} + (1 - d) PA_j (m_1 = PA_1); converged once |m_j - m_{j-1}| < epsilon."
+    decay: float = 0.9                # d
+    epsilon: float = 0.05             # bps
+    value: float = float("nan")       # m_j
+    delta: float = float("nan")       # |m_j - m_{j-1}|
+    n: int = 0
+
+    def update(self, x: float) -> bool:
+        "Fold in iteration j's best validation PA; True once converged."
+        prev, self.n = self.value, self.n + 1
+        self.value = float(x) if self.n == 1 else self.decay * prev + (1 - self.decay) * float(x)   # m_j = d m_{j-1} + (1-d) PA_j
+        self.delta = abs(self.value - prev) if self.n > 1 else float("nan")
+        return self.n > 1 and self.delta < self.epsilon
 
 # %% ../../nbs/18_evolve.ipynb #737977ff
 class SelfEvolvingRun:
-    "Algorithm 1 for one dataset and seed: design -> train (sandboxed, parallel) -> validate -> DEK -> EMA convergence."
+    "Algorithm 1 for one dataset and seed: design -> screen (sandboxed, parallel) -> validate -> DEK -> EMA convergence; then successive halving and the winner's full training."
     def __init__(self, llm, dataset, data_cfg: DataConfig, env_cfg: EnvConfig, cfg: EvolveConfig | None = None,
                  run_dir=None, seed: int = 0, data_seed: int = 0, dek=None, show_progress: bool = True):
-        from serl.agent.ppo import EMAConvergence
         self.cfg = (cfg or EvolveConfig()).check()
         self.llm, self.ds, self.data_cfg, self.env_cfg, self.seed, self.data_seed = llm, dataset, data_cfg, env_cfg, int(seed), int(data_seed)
         self.run_dir = Path(run_dir) if run_dir is not None else Path(cache_dir("runs"))/f"serl-{int(time.time())}"
@@ -79,9 +104,16 @@ class SelfEvolvingRun:
         if dek is None: reset_adapters(llm)                               # a model cached in this process may carry an earlier run's LoRA
         self.dek = dek if dek is not None else self._make_dek()
         self.designers = make_designers(llm, self.cfg, dataset.splits["train"])
-        self.conv = EMAConvergence(self.cfg.ema, self.cfg.epsilon, self.cfg.patience)
-        self.iteration, self.best, self.log, self.stopped = 0, None, [], False
-        self.candidates: list[TrainedCandidate] = []
+        self.conv = OuterEMA(self.cfg.ema, self.cfg.epsilon)
+        self.iteration, self.best_screened, self.log, self.stopped = 0, None, [], False
+        self.candidates: list[TrainedCandidate] = []                     # every screening
+        self.rungs: list[TrainedCandidate] = []                          # the successive-halving trainings after the loop
+        self.final: TrainedCandidate | None = None                       # the winner trained to `train_env_steps`
+
+    @property
+    def best(self) -> TrainedCandidate | None:
+        "The run's result: the fully trained winner (single agent; `.final`), else the best screened candidate (`.best_screened`)."
+        return self.final if self.final is not None else self.best_screened
 
     def _make_dek(self):
         if not (self.cfg.hle or self.lle): return None
@@ -109,15 +141,15 @@ class SelfEvolvingRun:
         shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
         if self.dek is not None: self.dek.save(tmp/"dek")
         bufs = {k: [dict(code=c.code, score=c.score) for c in des.buffer] for k, des in self.designers.items()}
-        (tmp/"loop.json").write_text(json.dumps(dict(conv=asdict(self.conv), buffers=bufs, best=self.best.key if self.best else None)))
+        (tmp/"loop.json").write_text(json.dumps(dict(conv=asdict(self.conv), buffers=bufs,
+                                                     best=self.best_screened.key if self.best_screened else None)))
         shutil.rmtree(d, ignore_errors=True); tmp.rename(d)
 
     def _load_state(self, it: int):
-        from serl.agent.ppo import EMAConvergence
         d = self._state_dir(it)
         if self.dek is not None: self.dek.load(d/"dek")
         st = json.loads((d/"loop.json").read_text())
-        self.conv = EMAConvergence(**st["conv"])
+        self.conv = OuterEMA(**st["conv"])
         for k, items in st["buffers"].items():
             des = self.designers[k]; des.buffer.items = []
             for x in items:
@@ -125,7 +157,6 @@ class SelfEvolvingRun:
 
 def _jsonable(d):
     return json.loads(json.dumps(d, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
-
 
 # %% ../../nbs/18_evolve.ipynb #2cb1f2a0
 @patch
@@ -156,58 +187,72 @@ def design(self: SelfEvolvingRun, it: int) -> dict:
     return self.records.append("design", iteration=it, combos=combos, samples=samples)
 
 @patch
-def job(self: SelfEvolvingRun, codes: dict, seed: int) -> dict:
-    "The sandbox job that trains candidate `codes` with seed `seed`: the setting's job kind's code, the other kinds' parts (`Designer.job_part`) by slot."
+def candidate_seed(self: SelfEvolvingRun, iteration: int, index: int) -> int:
+    "The training seed of candidate (iteration, index): the same for its screening, its rungs and its final training."
+    return self.seed * 1_000 + iteration * 10 + index
+
+@patch
+def job(self: SelfEvolvingRun, codes: dict, seed: int, env_steps: int | None = None) -> dict:
+    "The sandbox job that trains candidate `codes` with seed `seed` for `env_steps` (default: a screening): the setting's job kind's code, the other kinds' parts (`Designer.job_part`) by slot."
     main, parts = job_kind(self.cfg.setting), {}
     for name in SETTINGS[self.cfg.setting]:
         k = KINDS[name]
         if k.slot == "code": continue
         code = codes.get(name)
         parts[k.slot] = self.designers[name].job_part(code, seed, self.cfg) if code and name in self.designers else None
-    payload = candidate_payload(self.cfg, self.data_cfg, self.env_cfg, seed, self.data_seed, dataset=self.ds, **parts)
+    payload = candidate_payload(self.cfg, self.data_cfg, self.env_cfg, seed, self.data_seed, dataset=self.ds, env_steps=env_steps,
+                                val_seed=self.seed, **parts)                 # every candidate of the run: the same validation orders
     code = codes.get(main.name)
     return dict(code=code or (main.code if main.absent == "example" else ""), kind=main.name, task=TASKS[self.cfg.setting],
                 payload=payload, static=bool(code) or main.absent == "example")
 
-
 # %% ../../nbs/18_evolve.ipynb #fcfa4505
 @patch
-def train(self: SelfEvolvingRun, it: int, design: dict, pool: WorkerPool) -> list[TrainedCandidate]:
-    "Train this iteration's candidates that have no `trained` record yet (in parallel), return all K."
-    done = {r["key"]: r for r in self.records.read("trained") if r["iteration"] == it}
-    jobs, idx = [], []
-    for k, combo in enumerate(design["combos"]):
-        if f"it{it}-k{k}" in done: continue
-        jobs.append(self.job(combo["codes"], self.seed * 1_000 + it * 10 + k)); idx.append(k)
-    bar = progress(total=len(design["combos"]), initial=len(done), desc=f"iteration {it + 1}/{self.cfg.iterations}: train",
-                   disable=not self.show_progress, leave=False)
+def _designs(self: SelfEvolvingRun) -> dict:
+    "{iteration: design record} of the iterations designed so far."
+    return {d["iteration"]: d for d in self.records.read("design")}
+
+@patch
+def _run_jobs(self: SelfEvolvingRun, pool: WorkerPool, kind: str, todo: list[tuple], env_steps: int, wall_s: float, desc: str):
+    "Train candidates `todo` = [(iteration, index, stage)] for `env_steps` env steps each, in parallel; one `kind` record per training (weights in `cands/`)."
+    designs = self._designs()
+    jobs = [dict(self.job(designs[it]["combos"][k]["codes"], self.candidate_seed(it, k), env_steps), wall_s=wall_s) for it, k, _ in todo]
+    bar = progress(total=len(todo), desc=desc, disable=not self.show_progress, leave=False)
     def finished(i, v):
-        k = idx[i]; combo = design["combos"][k]
-        rec = dict(iteration=it, index=k, key=f"it{it}-k{k}", ok=v.ok, message=v.message if not v.ok else "")
+        it, k, stage = todo[i]
+        key = candidate_key(it, k, stage)
+        rec = dict(iteration=it, index=k, key=key, stage=stage, ok=v.ok, message=v.message if not v.ok else "")
         if v.ok:
             scal, hist, w = split_result(v.details)
-            f = self.run_dir/"cands"/f"it{it}-k{k}.npz"; f.parent.mkdir(exist_ok=True)
+            f = self.run_dir/"cands"/f"{key}.npz"; f.parent.mkdir(exist_ok=True)
             np.savez(f, **{f"w:{n}": a for n, a in w.items()}, **{f"hist:{c}": hist[c].to_numpy() for c in hist})
             rec.update(val_pa=scal["val_pa"], details=scal, weights_file=str(f.relative_to(self.run_dir)))
         else: rec.update(val_pa=None, details={}, weights_file=None)
-        self.records.append("trained", **rec)
+        self.records.append(kind, **rec)
         bar.update(1); bar.set_postfix(val=f"{rec['val_pa']:.2f}" if v.ok else "failed", refresh=False)
     if jobs: pool.map(jobs, finished)
     bar.close()
+
+@patch
+def train(self: SelfEvolvingRun, it: int, design: dict, pool: WorkerPool) -> list[TrainedCandidate]:
+    "Screen this iteration's candidates that have no `trained` record yet (`screen_env_steps` each, in parallel), return all K."
+    done = {r["key"] for r in self.records.read("trained") if r["iteration"] == it}
+    todo = [(it, k, "screen") for k in range(len(design["combos"])) if candidate_key(it, k) not in done]
+    self._run_jobs(pool, "trained", todo, self.cfg.screen_env_steps, self.cfg.train_wall_s, f"iteration {it + 1}/{self.cfg.iterations}: screen")
     return self._trained(it, design)
 
 @patch
 def _trained(self: SelfEvolvingRun, it: int, design: dict) -> list[TrainedCandidate]:
-    "Iteration `it`'s K trained candidates, from the `trained` records."
+    "Iteration `it`'s K screened candidates, from the `trained` records."
     recs = {r["key"]: r for r in self.records.read("trained") if r["iteration"] == it}
-    return [self._candidate(recs[f"it{it}-k{k}"], combo) for k, combo in enumerate(design["combos"])]
+    return [self._candidate(recs[candidate_key(it, k)], combo) for k, combo in enumerate(design["combos"])]
 
 @patch
 def _consider(self: SelfEvolvingRun, trained: list[TrainedCandidate]):
-    "Add candidates to the run's list; keep the best validation PA."
+    "Add screened candidates to the run's list; keep the best validation PA."
     self.candidates += trained
     for t in trained:
-        if math.isfinite(t.val_pa) and (self.best is None or t.val_pa > self.best.val_pa): self.best = t
+        if math.isfinite(t.val_pa) and (self.best_screened is None or t.val_pa > self.best_screened.val_pa): self.best_screened = t
 
 @patch
 def _candidate(self: SelfEvolvingRun, rec: dict, combo: dict) -> TrainedCandidate:
@@ -217,8 +262,7 @@ def _candidate(self: SelfEvolvingRun, rec: dict, combo: dict) -> TrainedCandidat
             hist = pd.DataFrame({k[5:]: z[k] for k in z.files if k.startswith("hist:")})
     return TrainedCandidate(rec["iteration"], rec["index"], combo["codes"], combo["from_llm"],
                             float("nan") if rec["val_pa"] is None else float(rec["val_pa"]), rec.get("details", {}), hist,
-                            self.run_dir/rec["weights_file"] if rec.get("weights_file") else None)
-
+                            self.run_dir/rec["weights_file"] if rec.get("weights_file") else None, rec.get("stage", "screen"))
 
 # %% ../../nbs/18_evolve.ipynb #1a128970
 @patch
@@ -251,62 +295,126 @@ def step(self: SelfEvolvingRun, it: int, pool: WorkerPool) -> dict:
     dek_stats = self.dek.update(it, results, self.seed * 7 + it) if self.dek is not None else {}
     pas = np.array([t.val_pa for t in trained], float)
     best_it = float(np.nanmax(pas)) if np.isfinite(pas).any() else float("nan")
-    self.stopped = self.conv.update(best_it if math.isfinite(best_it) else (self.best.val_pa if self.best else 0.0))
+    best = self.best_screened
+    self.stopped = self.conv.update(best_it if math.isfinite(best_it) else (best.val_pa if best else 0.0))
     n_s = len(design["samples"])
     summary = dict(iteration=it, best_pa=best_it, mean_pa=float(np.nanmean(pas)) if np.isfinite(pas).any() else float("nan"),
-                   best_so_far=self.best.val_pa if self.best else float("nan"), best_key=self.best.key if self.best else None,
+                   best_so_far=best.val_pa if best else float("nan"), best_key=best.key if best else None,
                    valid_rate=sum(s["ok"] for s in design["samples"]) / n_s if n_s else float("nan"),
                    first_valid_rate=sum(s["first_ok"] for s in design["samples"]) / n_s if n_s else float("nan"),
                    valid_by_kind={k: float(np.mean([s["ok"] for s in design["samples"] if s["kind"] == k] or [np.nan])) for k in self.designers},
-                   ema=self.conv.value, stopped=self.stopped, dek=_jsonable(dek_stats), seconds=time.perf_counter() - t0)
+                   ema=self.conv.value, ema_delta=self.conv.delta, stopped=self.stopped,
+                   env_steps=int(sum(t.env_steps for t in trained)), dek=_jsonable(dek_stats), seconds=time.perf_counter() - t0)
     self._save_state(it)
     self.records.append("iteration", **summary)
     return summary
 
+# %% ../../nbs/18_evolve.ipynb #5e1ec7a1
+def ranked(cands: list[TrainedCandidate]) -> list[TrainedCandidate]:
+    "The successful trainings by validation PA, best first (ties: in order), one per distinct set of components."
+    out, seen = [], set()
+    for t in sorted((t for t in cands if math.isfinite(t.val_pa)), key=lambda t: -t.val_pa):
+        sig = json.dumps(t.codes, sort_keys=True)
+        if sig not in seen: seen.add(sig); out.append(t)
+    return out
+
+@patch
+def _stage(self: SelfEvolvingRun, stage: str, cands: list[TrainedCandidate], env_steps: int, wall_s: float, pool: WorkerPool) -> list[TrainedCandidate]:
+    "Train `cands` as `stage` (those without a `stage` record), return their trainings of that stage."
+    done = {r["key"] for r in self.records.read("stage")}
+    todo = [(t.iteration, t.index, stage) for t in cands if candidate_key(t.iteration, t.index, stage) not in done]
+    self._run_jobs(pool, "stage", todo, env_steps, wall_s, f"SE-RL {stage}: {len(cands)} x {env_steps} env steps")
+    recs, designs = {r["key"]: r for r in self.records.read("stage")}, self._designs()
+    return [self._candidate(recs[candidate_key(t.iteration, t.index, stage)], designs[t.iteration]["combos"][t.index]) for t in cands]
+
+@patch
+def select(self: SelfEvolvingRun, pool: WorkerPool) -> TrainedCandidate:
+    "Successive halving over the screened candidates, then the winner trained to `train_env_steps` (`.final`, `.rungs`)."
+    c, alive, budget, r = self.cfg, ranked(self.candidates), self.cfg.screen_env_steps, 0
+    self.rungs = []
+    while -(-len(alive) // c.eta) > 1 and budget * c.eta < c.train_env_steps:
+        r, budget = r + 1, budget * c.eta
+        trained = self._stage(f"rung{r}", alive[:-(-len(alive) // c.eta)], budget, c.final_wall_s, pool)
+        self.rungs += trained
+        alive = ranked(trained)
+        if not alive: raise SerlError(f"{self.run_dir}: every rung-{r} training failed: {'; '.join(self._failures('stage'))[:600]}")
+    if self.show_progress: note(f"SE-RL: training {alive[0].key} to {c.train_env_steps} env steps")
+    final = self._stage("final", alive[:1], c.train_env_steps, c.final_wall_s, pool)[0]
+    if not math.isfinite(final.val_pa):
+        raise SerlError(f"{self.run_dir}: the final training of {alive[0].key} failed: {'; '.join(self._failures('stage'))[:600]} "
+                        f"(EvolveConfig.final_wall_s is {c.final_wall_s} s)")
+    self.final = final
+    return final
+
+@patch
+def _failures(self: SelfEvolvingRun, kind: str) -> list[str]:
+    return sorted({r["message"] for r in self.records.read(kind) if not r["ok"]})
 
 # %% ../../nbs/18_evolve.ipynb #aedba3db
 @patch
 def run(self: SelfEvolvingRun) -> "SelfEvolvingRun":
-    "Run (or resume) the outer loop until convergence or `iterations`."
+    "Run (or resume) the outer loop until convergence or `iterations`, then (single agent) successive halving and the final training."
     self._check_config()
     its = self.records.read("iteration")
     if its:                                                          # resume after the last finished iteration
         last = its[-1]["iteration"]
         self._load_state(last)
-        designs = {d["iteration"]: d for d in self.records.read("design")}
+        designs = self._designs()
         for r in its: self._consider(self._trained(r["iteration"], designs[r["iteration"]]))
         self.log = [{k: v for k, v in r.items() if k not in ("kind", "time")} for r in its]
         self.stopped = bool(its[-1]["stopped"])
-    n_trained = len(self.records.read("trained"))
+    n_trained, n_stage = len(self.records.read("trained")), len(self.records.read("stage"))
     if its or n_trained:
-        from serl.core import note
-        note(f"resuming the SE-RL run in {self.run_dir}: reusing {len(its)} finished iteration(s) of {self.cfg.iterations} and "
-             f"{n_trained} trained candidate(s)" + (f", best so far {self.best.key} ({self.best.val_pa:+.2f} bps)" if self.best else "")
-             + ("; it had finished: nothing left to train" if self.stopped or len(its) >= self.cfg.iterations else ""))
+        finished = bool(self.records.read("result"))
+        note(f"resuming the SE-RL run in {self.run_dir}: reusing {len(its)} finished iteration(s) of {self.cfg.iterations}, "
+             f"{n_trained} screened candidate(s) and {n_stage} later training(s)"
+             + (f", best screened {self.best_screened.key} ({self.best_screened.val_pa:+.2f} bps)" if self.best_screened else "")
+             + ("; it had finished: nothing left to train" if finished else ""))
     start = len(self.log)
-    bar = progress(range(start, self.cfg.iterations), desc="SE-RL outer loop", disable=not self.show_progress)
-    if start < self.cfg.iterations and not self.stopped:
-        with WorkerPool(self.cfg.workers, training_limits(self.cfg)) as pool:
+    pool = WorkerPool(self.cfg.workers, training_limits(self.cfg))      # its workers start on the first job
+    try:
+        bar = progress(range(start, self.cfg.iterations), desc="SE-RL outer loop", disable=not self.show_progress)
+        if start < self.cfg.iterations and not self.stopped:
             for it in bar:
                 s = self.step(it, pool); self.log.append(s)
                 bar.set_postfix(best=f"{s['best_so_far']:.2f}", it_best=f"{s['best_pa']:.2f}", valid=f"{s['valid_rate']:.2f}", refresh=False)
                 if self.stopped: break
-    bar.close()
-    if self.best is None:
-        msgs = sorted({r["message"] for r in self.records.read("trained") if not r["ok"]})
-        raise SerlError(f"{self.run_dir}: no candidate trained successfully: {'; '.join(msgs)[:600]}")
+        bar.close()
+        if self.best_screened is None:
+            raise SerlError(f"{self.run_dir}: no candidate trained successfully: {'; '.join(self._failures('trained'))[:600]}")
+        if self.cfg.setting == "single": self.select(pool)
+    finally: pool.close()
+    if not self.records.read("result"):
+        self.records.append("result", key=self.best.key, val_pa=self.best.val_pa, train_env_steps=self.train_env_steps,
+                            screen_env_steps=self.screen_env_steps, trainings=len(self.candidates) + len(self.rungs) + (self.final is not None))
     return self
-
 
 # %% ../../nbs/18_evolve.ipynb #4ee8cce1
 @patch(as_prop=True)
 def history(self: SelfEvolvingRun) -> pd.DataFrame:
-    "One row per finished iteration: best/mean validation PA, best so far, valid rates, EMA, seconds."
+    "One row per finished iteration: best/mean validation PA, best so far, valid rates, EMA, screening env steps, seconds."
     return pd.DataFrame([{k: v for k, v in r.items() if k not in ("dek", "valid_by_kind")} for r in self.log])
+
+@patch(as_prop=True)
+def train_env_steps(self: SelfEvolvingRun) -> int:
+    "Env steps of the final training, the one `.policy()` comes from (0 in the multi-agent setting, which has none)."
+    return self.final.env_steps if self.final is not None else 0
+
+@patch(as_prop=True)
+def screen_env_steps(self: SelfEvolvingRun) -> int:
+    "Env steps of every screening and successive-halving training of the run (what choosing the candidate cost)."
+    return sum(t.env_steps for t in self.candidates + self.rungs)
+
+@patch(as_prop=True)
+def trainings(self: SelfEvolvingRun) -> pd.DataFrame:
+    "One row per training of the run (screenings, rungs, final): key, stage, env steps, episodes, updates, validation PA, seconds."
+    ts = self.candidates + self.rungs + ([self.final] if self.final is not None else [])
+    return pd.DataFrame([dict(key=t.key, stage=t.stage, env_steps=t.env_steps, episodes=t.details.get("episodes"),
+                              updates=t.details.get("updates"), val_pa=t.val_pa, train_s=t.details.get("train_s")) for t in ts])
 
 @patch
 def policy(self: SelfEvolvingRun, candidate: TrainedCandidate | None = None):
-    "The deterministic policy of the best (or given) candidate: `policy(obs, env) -> actions`, with `.agent` and `.env_cfg`."
+    "The deterministic policy of the fully trained winner (or of the given training): `policy(obs, env) -> actions`, with `.agent`, `.env_cfg`, `.candidate`."
     from serl.agent.envs import obs_dim
     from serl.agent.hybrid import ppo_policy
     if self.cfg.setting != "single": raise SerlError("policy: this run is multi-agent; use .test_multiagent()")
@@ -317,15 +425,12 @@ def policy(self: SelfEvolvingRun, candidate: TrainedCandidate | None = None):
     return pol
 
 @patch
-def candidate_seed(self: SelfEvolvingRun, t: TrainedCandidate) -> int: return self.seed * 1_000 + t.iteration * 10 + t.index
-
-@patch
 def test_multiagent(self: SelfEvolvingRun, candidate: TrainedCandidate | None = None) -> np.ndarray:
     "Test PA (groups, agents) of the best (or given) multi-agent candidate, in a sandboxed worker (its communication code is generated)."
     if self.cfg.setting != "multi": raise SerlError("test_multiagent: this run is single-agent; use .policy()")
     t = candidate or self.best
     with np.load(t.weights_file) as z: theta = z["w:theta"]
-    job = self.job(t.codes, self.candidate_seed(t))
+    job = self.job(t.codes, self.candidate_seed(t.iteration, t.index))
     job["payload"].update(test=True, theta=theta.tolist())
     with WorkerPool(1, training_limits(self.cfg)) as pool: v = pool.run(job)
     if not v.ok: raise SerlError(f"test_multiagent: the test run failed: {v.feedback()}")
@@ -336,12 +441,11 @@ def close(self: SelfEvolvingRun):
     "Close the designers' sandboxes."
     for d in self.designers.values(): d.close()
 
-
-
 # %% ../../nbs/18_evolve.ipynb #9cd65491
 def run_serl(llm, dataset, data_cfg: DataConfig, env_cfg: EnvConfig, cfg: EvolveConfig | None = None, run_dir=None,
              seed: int = 0, data_seed: int = 0, show_progress: bool = True, dek=None) -> SelfEvolvingRun:
-    "Run (or resume, from `run_dir`'s records) Algorithm 1; the finished `SelfEvolvingRun` (`.best`, `.policy()`, `.history`)."
+    """Run (or resume, from `run_dir`'s records) Algorithm 1; the finished `SelfEvolvingRun`: `.policy()` (the winner trained to
+    `cfg.train_env_steps`), `.best` (that training), `.train_env_steps`, `.screen_env_steps`, `.trainings`, `.history`."""
     r = SelfEvolvingRun(llm, dataset, data_cfg, env_cfg, cfg, run_dir, seed, data_seed, dek, show_progress)
     try: return r.run()
     finally: r.close()

@@ -21,10 +21,11 @@ from ..design.kinds import KINDS, settings, job_kind, slot_kind, entry, static_c
 
 # %% auto #0
 __all__ = ['SETTINGS', 'SINGLE_KINDS', 'MULTI_KINDS', 'DESIGNED_KINDS', 'SMOKE_KINDS', 'INNER_PPO_FIELDS', 'EVOLVE_SCALES',
-           'TRAIN_TASK', 'MA_TRAIN_TASK', 'TASKS', 'WARM_PRELOAD', 'EvolveConfig', 'evolve_config', 'inner_configs',
-           'candidate_payload', 'training_panel', 'train_candidate', 'ma_split', 'agent_pas', 'ma_env', 'fit_agents',
-           'train_multiagent_candidate', 'multiagent_baselines', 'warm_worker', 'training_limits', 'WorkerPool',
-           'split_result', 'policy_from_result']
+           'HIST_COLUMNS', 'TRAIN_TASK', 'MA_TRAIN_TASK', 'TASKS', 'WARM_PRELOAD', 'EvolveConfig', 'evolve_config',
+           'window_decisions', 'window_slots', 'WindowMix', 'window_envs', 'validation_orders', 'window_validator',
+           'inner_configs', 'scaled_reward', 'train_windows', 'candidate_payload', 'training_panel', 'train_candidate',
+           'ma_split', 'agent_pas', 'ma_env', 'fit_agents', 'train_multiagent_candidate', 'multiagent_baselines',
+           'warm_worker', 'training_limits', 'WorkerPool', 'split_result', 'policy_from_result']
 
 # %% ../../nbs/18a_inner.ipynb #1b52e0f7
 SETTINGS = settings()                                      # {"single": kinds of one execution agent, "multi": of several agents}
@@ -34,7 +35,7 @@ SMOKE_KINDS = tuple(k for k in SINGLE_KINDS if KINDS[k].smoke)   # what the smok
 
 @dataclass
 class EvolveConfig:
-    "Algorithm 1's outer loop and the budget of each candidate's inner training."
+    "Algorithm 1's outer loop, the screening of its candidates and the budget of the chosen one's training."
     iterations: int = 3               # N: outer iterations at most
     K: int = 2                        # candidates per iteration
     setting: str = "single"           # single (one agent) | multi (several agents in one book)
@@ -44,25 +45,28 @@ class EvolveConfig:
     repair_rounds: int = 1            # LLM repair attempts per invalid sample
     max_new_tokens: int = 200
     temperature: float = 0.7
-    imagine_ratio: float = 0.25       # share of imagined days in a candidate's training panel (with a scenario)
+    imagine_ratio: float = 0.5        # share of imagined days in a candidate's training panel (with a scenario): the paper's 50%
     imagine_days: int = 8             # imagined days drawn per scenario
-    ema: float = 0.5                  # rho of the outer EMA convergence test
-    epsilon: float = 0.05             # bps: an EMA gain below this is no improvement
-    patience: int = 2                 # iterations in a row without improvement before stopping
+    ema: float = 0.9                  # the paper's EMA decay of the outer convergence test
+    epsilon: float = 0.05             # bps: converged once |m_j - m_{j-1}| < epsilon
     workers: int = 2                  # sandboxed training workers running at once
-    # inner loop (serl.agent.hybrid.train_hybrid) budget of every candidate
+    # inner loop (serl.agent.hybrid.train_hybrid on the experiment's window mix); budgets in env steps
+    # (decisions x episodes, static and dynamic together)
     mode: str = "adaptive"            # static | dynamic | fixed | adaptive
-    n_updates: int = 8
-    static_num_envs: int = 128
-    dynamic_num_envs: int = 4
-    dynamic_n_steps: int | None = None
+    screen_env_steps: int = 6_000     # each candidate's screening training (rung 0 of successive halving)
+    train_env_steps: int = scale_preset("smoke")["train_env_steps"]   # the chosen candidate's training (presets: the scale's)
+    eta: int = 3                      # successive halving: each rung keeps the best 1/eta, trained eta x longer
+    static_num_envs: int = 128        # static episodes stepped together, split over the window lengths
+    dynamic_num_envs: int = 7         # simulated markets stepped together, split likewise (at least one per length)
+    n_evals: int = 6                  # validations per training (evenly spaced, the last update always)
+    reward_scale: float = 0.1         # rewards (bps) x this before GAE, as the learned baselines: values of O(1)
     n_epochs: int = EXECUTION_PPO["n_epochs"]       # the execution-PPO fields (INNER_PPO_FIELDS): serl.core.EXECUTION_PPO
     lr: float = EXECUTION_PPO["lr"]
     hidden: tuple = EXECUTION_PPO["hidden"]
     orders_per_day: int = 4           # training parent orders per stock-day
-    val_orders: int | None = 64       # validation orders scored per evaluation
-    eval_every: int = 2
-    train_wall_s: float = 900.0       # a candidate's training is killed after this
+    val_orders: int | None = 64       # validation orders scored per evaluation (a buy and a sell each; None: all)
+    train_wall_s: float = 900.0       # a screening training is killed after this
+    final_wall_s: float = 3600.0      # the final training is killed after this
     # multi-agent setting: tilted-TWAP agents (serl.design.components.communication.tilt_action) fitted by CEM
     n_agents: int = 3
     ma_window_minutes: int = 120
@@ -75,12 +79,15 @@ class EvolveConfig:
 
     def check(self):
         "Raise a `SerlError` naming the first field that makes no sense."
-        for k in ("iterations", "K", "workers", "n_updates", "static_num_envs", "dynamic_num_envs", "n_epochs", "patience", "eval_every"):
+        for k in ("iterations", "K", "workers", "screen_env_steps", "train_env_steps", "static_num_envs", "dynamic_num_envs",
+                  "n_evals", "n_epochs"):
             if int(getattr(self, k)) < 1: raise SerlError(f"EvolveConfig.{k} must be >= 1, got {getattr(self, k)}")
+        if self.eta < 2: raise SerlError(f"EvolveConfig.eta must be >= 2, got {self.eta}")
         if self.setting not in SETTINGS: raise SerlError(f"EvolveConfig.setting must be one of {list(SETTINGS)}, got {self.setting!r}")
         bad = [d for d in self.designers if d not in SETTINGS[self.setting]]
         if bad: raise SerlError(f"EvolveConfig.designers: kind(s) {bad} not designed in the {self.setting!r} setting; choose from {SETTINGS[self.setting]}")
         if not 0 <= self.imagine_ratio < 1: raise SerlError(f"EvolveConfig.imagine_ratio must be in [0, 1), got {self.imagine_ratio}")
+        if not 0 <= self.ema < 1: raise SerlError(f"EvolveConfig.ema must be in [0, 1), got {self.ema}")
         if self.repair_rounds < 0: raise SerlError(f"EvolveConfig.repair_rounds must be >= 0, got {self.repair_rounds}")
         from serl.agent.hybrid import HYBRID_MODES
         if self.mode not in HYBRID_MODES: raise SerlError(f"EvolveConfig.mode must be one of {HYBRID_MODES}, got {self.mode!r}")
@@ -88,9 +95,10 @@ class EvolveConfig:
 
 INNER_PPO_FIELDS = ("n_epochs", "lr", "hidden")        # the EvolveConfig fields that are execution-PPO settings
 
-# the presets: the `evolve` row of serl.core.SCALE_PRESETS, the PPO fields from serl.core.execution_ppo(scale);
-# smoke designs only the kinds the registry marks `smoke`
+# the presets: the `evolve` row of serl.core.SCALE_PRESETS, the PPO fields from serl.core.execution_ppo(scale), the final
+# training's budget from the scale's `train_env_steps` (every learned method's); smoke designs only the kinds marked `smoke`
 EVOLVE_SCALES = {s: config_from_dict(EvolveConfig, {**scale_preset(s)["evolve"], **{k: execution_ppo(s)[k] for k in INNER_PPO_FIELDS},
+                                                    "train_env_steps": scale_preset(s)["train_env_steps"],
                                                     **({"designers": SMOKE_KINDS} if s == "smoke" else {})})
                  for s in SCALES}
 
@@ -104,31 +112,128 @@ def evolve_config(scale: str = "smoke", **overrides) -> EvolveConfig:
     if overrides.get("setting") in SETTINGS and "designers" not in overrides: overrides["designers"] = SETTINGS[overrides["setting"]]
     return _tuples(config_from_dict(EvolveConfig, {**config_to_dict(EVOLVE_SCALES[scale]), **overrides})).check()
 
+# %% ../../nbs/18a_inner.ipynb #b7c1e2a0
+def window_decisions(orders: list, env_cfg: EnvConfig) -> tuple[int, ...]:
+    "Decisions per episode of each window's orders (`VecExecutionEnv.n_steps`: the window's bars / `step_minutes`, rounded up)."
+    return tuple(-(-o.length // env_cfg.step_minutes) for o in orders)
+
+def window_slots(total: int, decisions) -> tuple[int, ...]:
+    "`total` env slots split over the window lengths in proportion to their decisions per episode, at least one each."
+    d = np.asarray(decisions, np.float64)
+    return tuple(max(1, int(round(total * x / d.sum()))) for x in d)
+
+class WindowMix:
+    "One vec-env made of a `LockstepAutoReset` env per window length, side by side: slots concatenated, each length resets on its own."
+    def __init__(self, envs: list):
+        if not envs: raise SerlError("WindowMix: needs at least one env")
+        self.envs = list(envs)
+        self.num_envs, self.obs_dim, self.act_dim = sum(e.num_envs for e in envs), envs[0].obs_dim, envs[0].act_dim
+        self.decisions = tuple(e.env.n_steps for e in envs)
+        self.cut = np.cumsum([0] + [e.num_envs for e in envs])
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        return np.concatenate([e.reset(seed=None if seed is None else [seed, i]) for i, e in enumerate(self.envs)])   # a stream per length
+
+    def step(self, actions: np.ndarray):
+        outs = [e.step(actions[lo:hi]) for e, lo, hi in zip(self.envs, self.cut[:-1], self.cut[1:])]
+        obs, reward, term, trunc = (np.concatenate([o[i] for o in outs]) for i in range(4))
+        infos = [o[4] for o in outs]
+        info = {"final_obs": np.concatenate([i.get("final_obs", o[0]) for i, o in zip(infos, outs)])}
+        if all("reward_inputs" in i for i in infos):
+            info["reward_inputs"] = {k: np.concatenate([i["reward_inputs"][k] for i in infos]) for k in infos[0]["reward_inputs"]}
+        return obs, reward, term, trunc, info
+
+def window_envs(panel, orders: list, env_cfg: EnvConfig, slots, seed: int, dynamic: bool = False, **env_kw) -> WindowMix:
+    "A `WindowMix` of static (or dynamic) execution envs, one per window's `orders`, with `slots` episodes each."
+    from serl.agent.ppo import LockstepAutoReset
+    from serl.agent.envs import VecExecutionEnv, DynamicVecExecutionEnv
+    cls = DynamicVecExecutionEnv if dynamic else VecExecutionEnv
+    return WindowMix([LockstepAutoReset(cls(panel, o, env_cfg, num_envs=n, seed=seed + i, **env_kw))
+                      for i, (o, n) in enumerate(zip(orders, slots))])
+
+def validation_orders(panel, data_cfg: DataConfig, seed: int, n: int | None) -> list:
+    "The validation orders: `order_sets` with both sides (the evaluation's distribution), the first `n` in all, shared out by window."
+    from serl.market.data import order_sets
+    sets = order_sets(panel, data_cfg, seed, both_sides=True)
+    total = sum(len(o) for o in sets)
+    if n is None or n >= total: return sets
+    return [o.head(max(2, 2 * int(round(n * len(o) / total / 2)))) for o in sets]   # whole buy/sell pairs
+
+def window_validator(panel, orders: list, env_cfg: EnvConfig):
+    "`validate(agent)`: the mean PA (bps) of the agent's deterministic policy over every order of every window (static env)."
+    from serl.agent.envs import evaluate
+    from serl.agent.hybrid import ppo_policy
+    def validate(agent) -> float:
+        pol = ppo_policy(agent)
+        return float(np.concatenate([evaluate(pol, panel, o, env_cfg).per_order.pa_bps.to_numpy() for o in orders]).mean())
+    return validate
+
 # %% ../../nbs/18a_inner.ipynb #800de991
-def inner_configs(cfg: EvolveConfig, seed: int):
-    "The `PPOConfig` and `HybridConfig` of one candidate's inner training."
+def inner_configs(cfg: EvolveConfig, seed: int, env_steps: int | None = None, decisions: tuple = (1,)):
+    """The `PPOConfig` and `HybridConfig` of one inner training of `env_steps` env steps (default: a screening) on windows of
+    `decisions` decisions per episode: rollouts of lcm(decisions) steps, so that every slot ends every rollout on an episode end."""
     from serl.agent.ppo import PPOConfig
     from serl.agent.hybrid import HybridConfig
-    h = HybridConfig(mode=cfg.mode, static_num_envs=cfg.static_num_envs, dynamic_num_envs=cfg.dynamic_num_envs,
-                     dynamic_n_steps=cfg.dynamic_n_steps, max_updates=cfg.n_updates, eval_every=cfg.eval_every,
-                     val_orders=cfg.val_orders, patience=10**6)
+    env_steps = int(cfg.screen_env_steps if env_steps is None else env_steps)
+    n_steps = math.lcm(*decisions)
+    slots = {"static": sum(window_slots(cfg.static_num_envs, decisions)), "dynamic": sum(window_slots(cfg.dynamic_num_envs, decisions))}
+    h = HybridConfig(mode=cfg.mode, static_num_envs=slots["static"], dynamic_num_envs=slots["dynamic"], dynamic_n_steps=n_steps,
+                     val_orders=cfg.val_orders, patience=10**6)                       # no early stop: the whole budget is spent
+    n_updates = -(-env_steps // (n_steps * sum(slots[k] for k in h.uses)))
+    h.eval_every = max(1, -(-n_updates // cfg.n_evals))
     p = PPOConfig(**{**EXECUTION_PPO, **{k: getattr(cfg, k) for k in INNER_PPO_FIELDS}, "hidden": tuple(cfg.hidden)},   # serl.core.EXECUTION_PPO
-                  total_steps=10**12, n_steps=1, seed=seed, device="cpu")
-    return p, h
+                  total_steps=env_steps, n_steps=n_steps, seed=seed, device="cpu")
+    return p, h.check()
+
+def scaled_reward(reward_fn, scale: float):
+    "The PPO reward hook `scale x reward_fn(batch)` (default hook: the env's reward); a constant factor leaves the optimal policy unchanged."
+    from serl.agent.ppo import env_reward
+    fn = reward_fn or env_reward
+    if scale == 1: return fn
+    def scaled(batch): return scale * fn(batch)
+    scaled.__name__ = getattr(fn, "__name__", type(fn).__name__)
+    return scaled
+
+def train_windows(train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvConfig, cfg: EvolveConfig, seed: int,
+                  env_steps: int, reward_fn=None, make_network=None, run_dir=None, val_seed: int | None = None):
+    """SE-RL's inner training (trusted code): `train_hybrid` for `env_steps` env steps on the training orders of every window
+    length (`order_sets`, `cfg.orders_per_day` a stock-day), validated on the validation orders of every length (drawn with
+    `val_seed`, default `seed`: one run validates all its candidates on the same orders); a `HybridResult` (best-on-validation
+    weights) with `.episodes`, the episodes it finished."""
+    import torch
+    from serl.market.data import order_sets
+    from serl.agent.hybrid import train_hybrid
+    tdc = replace(data_cfg, orders_per_day=cfg.orders_per_day)
+    orders = order_sets(train_panel, tdc, seed)
+    dec = window_decisions(orders, env_cfg)
+    ppo_cfg, h = inner_configs(cfg, seed, env_steps, dec)
+    n_threads = torch.get_num_threads()                       # building a market starts numba's pool, which resets torch's threads
+    slots = {"static": window_slots(cfg.static_num_envs, dec), "dynamic": window_slots(cfg.dynamic_num_envs, dec)}
+    envs = {k: window_envs(train_panel, orders, env_cfg, slots[k], seed + (k == "dynamic"), dynamic=k == "dynamic") for k in h.uses}
+    torch.set_num_threads(n_threads)
+    assert all(e.decisions == dec for e in envs.values())
+    vseed = seed if val_seed is None else val_seed
+    validate = window_validator(valid_panel, validation_orders(valid_panel, data_cfg, vseed + 1, cfg.val_orders), env_cfg)
+    res = train_hybrid(train_panel, valid_panel, tdc, env_cfg, ppo_cfg, h, reward_fn=scaled_reward(reward_fn, cfg.reward_scale), make_network=make_network,
+                       run_dir=run_dir, show_progress=False, envs=envs, validate=validate)
+    res.episodes = len(res.history) * sum(n * ppo_cfg.n_steps // T for k in h.uses for n, T in zip(slots[k], dec))
+    return res
 
 def _plain(v):
     "JSON-ready: a dict of arrays becomes a dict of lists; anything else is kept."
     return {k: np.asarray(x).tolist() for k, x in v.items()} if isinstance(v, dict) else v
 
 def candidate_payload(cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: EnvConfig, seed: int, data_seed: int = 0,
-                      dataset=None, **parts) -> dict:
-    """The JSON payload of a training task: configs, seeds, cache, and the candidate's `parts` by slot (e.g. network source, imagined days,
-    profiles). With the parent's loaded `dataset`, the worker reads it from `data_file` (`serl.market.data.dataset_file`, under the
-    cache) instead of loading `data_cfg.dataset` again: a user CSV is never re-parsed under the sandbox's rules."""
+                      dataset=None, env_steps: int | None = None, val_seed: int | None = None, **parts) -> dict:
+    """The JSON payload of a training task: configs, seeds (`val_seed`, default `seed`: the validation orders'), cache, the budget
+    `env_steps` (default: a screening) and the candidate's
+    `parts` by slot (e.g. network source, imagined days, profiles). With the parent's loaded `dataset`, the worker reads it from
+    `data_file` (`serl.market.data.dataset_file`, under the cache) instead of loading `data_cfg.dataset` again: a user CSV is
+    never re-parsed under the sandbox's rules."""
     from serl.market.data import dataset_file
     return dict(evolve=config_to_dict(cfg), data=config_to_dict(data_cfg), env=config_to_dict(env_cfg), seed=int(seed),
-                data_seed=int(data_seed), cache=str(cache_dir()), data_file=str(dataset_file(dataset)) if dataset is not None else None,
-                **{k: _plain(v) for k, v in parts.items()})
+                val_seed=int(seed if val_seed is None else val_seed), data_seed=int(data_seed), cache=str(cache_dir()), data_file=str(dataset_file(dataset)) if dataset is not None else None,
+                env_steps=int(cfg.screen_env_steps if env_steps is None else env_steps), **{k: _plain(v) for k, v in parts.items()})
 
 def _worker_dataset(payload: dict, dc: DataConfig):
     "The dataset of a training task: the parent's file when the payload names one, else loaded from its config."
@@ -163,10 +268,12 @@ def _worker_threading():
     import numba
     numba.config.THREADING_LAYER = "workqueue"
 
+HIST_COLUMNS = ("update", "step", "alpha", "beta", "val_pa", "ret_s", "ret_d", "L_s", "L_d")   # the training log that comes back
+
 def train_candidate(code: str, kind: str, payload: dict) -> dict:
-    "Trusted sandbox task: train PPO (hybrid inner loop) with the single-agent job kind's `code` (the reward), the payload's network and imagined days; validation PA as `score`."
+    """Trusted sandbox task: `train_windows` for the payload's `env_steps` with the single-agent job kind's `code` (the reward),
+    the payload's network and imagined days; the best validation PA as `score`."""
     import torch
-    from serl.agent.hybrid import train_hybrid
     if kind != job_kind("single").name: raise ContractError(f"train_candidate: kind must be {job_kind('single').name!r}, got {kind!r}")
     _worker_threading()
     env = os.environ; os.environ = dict(env, SERL_CACHE=payload["cache"])    # a plain dict: the worker's audit hook refuses os.putenv
@@ -183,16 +290,14 @@ def train_candidate(code: str, kind: str, payload: dict) -> dict:
         ds = _worker_dataset(payload, dc)
         seed = int(payload["seed"])
         train = training_panel(ds.splits["train"], cfg, payload.get("imagined"), seed)
-        ppo_cfg, h = inner_configs(cfg, seed)
-        res = train_hybrid(train, ds.splits["valid"], replace(dc, orders_per_day=cfg.orders_per_day), ec, ppo_cfg, h,
-                           reward_fn=reward_fn, make_network=make_network, show_progress=False)
+        res = train_windows(train, ds.splits["valid"], dc, ec, cfg, seed, int(payload["env_steps"]), reward_fn, make_network,
+                            val_seed=int(payload["val_seed"]))
     finally: os.environ = env
     if not math.isfinite(res.best_val_pa): raise SerlError(f"train_candidate: validation PA is {res.best_val_pa}")
-    hist = res.history
     out = dict(score=float(res.best_val_pa), val_pa=float(res.best_val_pa), best_update=int(res.best_update),
-               env_steps=int(res.env_steps), train_s=float(res.wall_s), n_train_days=len(train))
-    for c in ("update", "alpha", "beta", "val_pa", "ret_s", "ret_d", "L_s", "L_d"):
-        out[f"hist:{c}"] = hist[c].to_numpy(np.float64)
+               env_steps=int(res.env_steps), episodes=int(res.episodes), updates=len(res.history), train_s=float(res.wall_s),
+               n_train_days=len(train))
+    for c in HIST_COLUMNS: out[f"hist:{c}"] = res.history[c].to_numpy(np.float64)
     for k, v in res.agent.state_dict().items(): out[f"w:{k}"] = v.detach().cpu().numpy()
     return out
 
@@ -314,14 +419,16 @@ class WorkerPool:
         return self
 
     def run(self, job: dict):
-        "Run one job {code, kind, task, payload[, static]} on a free worker (blocks until one is free); a `Verdict`."
+        "Run one job {code, kind, task, payload[, static, wall_s]} on a free worker (blocks until one is free); a `Verdict`."
         sb = self.free.get()
         limits = replace(self.limits, read_paths=tuple(self.limits.read_paths) + (str(sb.root/".numba"),))   # compiled kernels, read-only
+        if job.get("wall_s"): limits = replace(limits, wall_s=job["wall_s"], cpu_s=int(job["wall_s"]))          # a longer training
         try: return sb.run(job["code"], KINDS[job["kind"]], task=job["task"], payload=job["payload"], limits=limits, static=job.get("static", True))
         finally: self.free.put(sb)
 
     def map(self, jobs: list[dict], on_done=None) -> list:
-        "Verdicts of `jobs`, in order; `on_done(i, verdict)` as each finishes."
+        "Verdicts of `jobs`, in order; `on_done(i, verdict)` as each finishes (starts the workers if they are not yet)."
+        self.start()
         out = [None] * len(jobs)
         with cf.ThreadPoolExecutor(self.n) as ex:
             futs = {ex.submit(self.run, j): i for i, j in enumerate(jobs)}
