@@ -436,6 +436,7 @@ def reference_volume(instrument: np.ndarray, date: np.ndarray, daily_volume: np.
     On an instrument's first row there is no past: `prior` (a (D,) level known before the data starts) or NaN."""
     out = np.empty(len(daily_volume))
     first = np.full(len(daily_volume), np.nan) if prior is None else np.asarray(prior, float)
+    if first.shape != (len(daily_volume),): raise SerlError(f"reference_volume: prior has shape {first.shape}, expected ({len(daily_volume)},)")
     order = np.lexsort((date, instrument))
     inst_sorted = instrument[order]; v = daily_volume[order].astype(float)
     starts = np.flatnonzero(np.r_[True, inst_sorted[1:] != inst_sorted[:-1]])
