@@ -27,7 +27,9 @@ def test_market_end_to_end():
     assert ((filled > 0.9 * asked - sim.unit) & (filled <= asked + 1e-6)).all()
     assert (np.mean([x["mid"] - y["mid"] for x, y in zip(a[:10], c[:10])], 0) > 0).all()   # buying raised the price (mean over the window)
     rep = tracking_report(panel, rows, simulate_days(panel, rows, seed=0))
-    assert rep.vwap_err_bps.abs().max() < 10 and rep.volume_corr.min() > 0.8
+    # per-minute volume correlation > 0.75: day 1 trades half its reference volume (the generator's level; the activity is
+    # no longer normalised by the day's own mean, which looked ahead), so half the events and noisier minutes (0.80 at seed 0)
+    assert rep.vwap_err_bps.abs().max() < 10 and rep.volume_corr.min() > 0.75
     with pytest.raises(SerlError, match="profile 0.*p_market"):
         validate_profiles([dict(default_profiles()[0], p_market=2.0)])
 

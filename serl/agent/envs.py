@@ -69,7 +69,7 @@ def build_episodes(panel, orders, cfg: EnvConfig) -> Episodes:
     cols = start[:, None] + np.arange(-P, L)[None, :]
     cc, r = np.clip(cols, 0, None), row[:, None]
     before_open = cols < 0
-    close = panel.close[r, cc]
+    close = np.where(before_open, panel.open[r, 0], panel.close[r, cc])   # before the open: the open (not bar 0's close)
     volume = np.where(before_open, 0.0, panel.volume[r, cc])
     prev = panel.close[r, np.clip(cols - 1, 0, None)]
     ret = np.where(cols >= 1, 1e3 * np.log(close / prev), 0.0)

@@ -398,7 +398,10 @@ class Panel:
     spread_bps: np.ndarray | None
     lot_size: np.ndarray
     minute: np.ndarray | None = None       # (D, M) int16 minutes after midnight, -1 on padding
-    ref_volume: np.ndarray | None = None   # (D,) reference daily volume (mean of the previous <= 20 days)
+    ref_volume: np.ndarray | None = None   # (D,) reference daily volume known before the day (`reference_volume`; NaN: none)
+
+    def __post_init__(self):
+        if self.ref_volume is None: self.ref_volume = reference_volume(self.instrument, self.date, self.volume.sum(1))
 
     @property
     def typical(self) -> np.ndarray:
@@ -427,9 +430,13 @@ class Panel:
                 f"instruments={len(np.unique(self.instrument))}, days={len(np.unique(self.date))})")
 
 # %% ../../nbs/01_bars.ipynb #ab3499dd
-def reference_volume(instrument: np.ndarray, date: np.ndarray, daily_volume: np.ndarray, window: int = 20) -> np.ndarray:
-    "Mean daily volume of the instrument's previous <= `window` rows (by date); its own volume on its first day."
+def reference_volume(instrument: np.ndarray, date: np.ndarray, daily_volume: np.ndarray, window: int = 20,
+                     prior: np.ndarray | None = None) -> np.ndarray:
+    """Mean daily volume of the instrument's previous <= `window` rows (by date): only days before the row's own.
+    On an instrument's first row there is no past: `prior` (a (D,) level known before the data starts) or NaN."""
     out = np.empty(len(daily_volume))
+    first = np.full(len(daily_volume), np.nan) if prior is None else np.asarray(prior, float)
+    if first.shape != (len(daily_volume),): raise SerlError(f"reference_volume: prior has shape {first.shape}, expected ({len(daily_volume)},)")
     order = np.lexsort((date, instrument))
     inst_sorted = instrument[order]; v = daily_volume[order].astype(float)
     starts = np.flatnonzero(np.r_[True, inst_sorted[1:] != inst_sorted[:-1]])
@@ -437,7 +444,7 @@ def reference_volume(instrument: np.ndarray, date: np.ndarray, daily_volume: np.
     for a, b in zip(starts, ends):
         x = v[a:b]; cs = np.r_[0.0, np.cumsum(x)]; k = np.arange(len(x))
         lo = np.maximum(0, k - window)
-        ref = np.where(k > 0, (cs[k] - cs[lo])/np.maximum(k - lo, 1), x)
+        ref = np.where(k > 0, (cs[k] - cs[lo])/np.maximum(k - lo, 1), first[order[a:b]])
         out[order[a:b]] = ref
     return out
 

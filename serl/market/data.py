@@ -18,9 +18,10 @@ from .bars import DATASETS, QUALITY_COLUMNS, REJECTED, Panel, reference_volume, 
 from .synthetic import SYNTHETIC, generate_synthetic
 
 # %% auto #0
-__all__ = ['min_trading_days', 'split_dates', 'split_panel', 'Orders', 'make_orders', 'order_sets', 'market_twap', 'market_vwap',
-           'Dataset', 'check_dataset_name', 'dataset_slug', 'load_dataset', 'check_trading_days', 'quality_line',
-           'save_dataset', 'read_dataset', 'dataset_file', 'check_dataset', 'bench_data']
+__all__ = ['min_trading_days', 'split_dates', 'split_panel', 'Orders', 'no_reference', 'make_orders', 'order_sets', 'market_twap',
+           'market_vwap', 'Dataset', 'check_dataset_name', 'dataset_slug', 'load_dataset', 'check_trading_days',
+           'quality_line', 'save_dataset', 'read_dataset', 'dataset_file', 'check_dataset', 'bench_data',
+           'perturb_future']
 
 # %% ../../nbs/01b_data.ipynb #550d76be
 def _split_points(n: int, train_frac: float, valid_frac: float) -> tuple[int, int]:
@@ -70,12 +71,19 @@ class Orders:
         return Orders(self.row[:n], self.side[:n], self.quantity[:n], self.start[:n], self.length, None if self.id is None else self.id[:n])
 
 # %% ../../nbs/01b_data.ipynb #38339414
+def no_reference(panel: Panel) -> np.ndarray:
+    "Boolean mask of the stock-days with no reference volume (an instrument's first day: nothing before it): they get no parent order."
+    return ~np.isfinite(panel.ref_volume)
+
 def make_orders(panel: Panel, cfg: DataConfig, seed: int) -> Orders:
-    "`cfg.orders_per_day` parent orders per stock-day of `panel`, deterministic by seed."
+    "`cfg.orders_per_day` parent orders per stock-day of `panel` with a reference volume (see `no_reference`), deterministic by seed."
     if not 0 < cfg.order_frac_low <= cfg.order_frac_high:
         raise SerlError(f"order fractions: need 0 < order_frac_low <= order_frac_high, got {cfg.order_frac_low}, {cfg.order_frac_high}")
     if cfg.orders_per_day < 1: raise SerlError(f"orders_per_day must be >= 1, got {cfg.orders_per_day}")
     if len(panel) == 0: raise SerlError(f"panel {panel.name}: no rows to draw orders for")
+    skip = no_reference(panel)
+    if skip.all(): raise SerlError(f"panel {panel.name}: none of its {len(panel)} stock-days has a reference volume (each is its "
+                                   f"instrument's first day, with no earlier day to size a parent order against); add earlier days")
     shortest = int(panel.n_bars.min())
     length = min(int(cfg.window_minutes), shortest) if cfg.window_minutes else shortest
     if length < 1: raise SerlError(f"window_minutes={cfg.window_minutes}: the window must have at least one bar")
@@ -83,11 +91,11 @@ def make_orders(panel: Panel, cfg: DataConfig, seed: int) -> Orders:
     row = np.repeat(np.arange(len(panel)), cfg.orders_per_day); N = len(row)
     side = np.where(g.random(N) < 0.5, 1, -1).astype(np.int8)
     frac = g.uniform(cfg.order_frac_low, cfg.order_frac_high, N)
-    ref = panel.ref_volume if panel.ref_volume is not None else reference_volume(panel.instrument, panel.date, panel.volume.sum(1))
     lot = panel.lot_size[row]
-    qty = np.maximum(1.0, np.round(frac*ref[row]/lot))*lot
+    qty = np.maximum(1.0, np.round(frac*np.nan_to_num(panel.ref_volume[row])/lot))*lot
     start = g.integers(0, panel.n_bars[row] - length + 1)
-    return Orders(row, side, qty, start.astype(np.int64), length)
+    keep = ~skip[row]                                            # drawn for every stock-day, kept where it has a past
+    return Orders(row[keep], side[keep], qty[keep], start[keep].astype(np.int64), length)
 
 # %% ../../nbs/01b_data.ipynb #b3d2f4a1
 def order_sets(panel: Panel, cfg: DataConfig, seed: int, both_sides: bool = False) -> list[Orders]:
@@ -276,3 +284,22 @@ def bench_data() -> dict:
     t = time.perf_counter(); o = make_orders(p, DataConfig(orders_per_day=4), seed=0); market_vwap(p, o)
     out["orders_vwap_per_s"] = len(o)/(time.perf_counter() - t)
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+
+# %% ../../nbs/01b_data.ipynb #e8d79f49
+def perturb_future(panel: Panel, date, minute: int, seed: int = 0, scale: float = 0.05) -> Panel:
+    """A copy of `panel` in which every bar from slot `minute` of `date` on, and every bar of later dates, is changed at random:
+    prices by factors exp(N(0, scale)) (high/low kept consistent), volumes and spreads by exp(N(0, 1)); the reference volumes
+    recomputed from the changed bars (first-day references kept: they are priors). The open of `date`'s first bar stays."""
+    g = rng([seed, 13]); date = np.datetime64(date, "D")
+    slot = np.arange(panel.n_slots)[None, :]
+    fut = (panel.date[:, None] > date) | ((panel.date[:, None] == date) & (slot >= minute))
+    def bump(x, sd): return np.where(fut, x*np.exp(g.normal(0.0, sd, x.shape)), x)
+    out = panel.subset(np.arange(len(panel)))
+    out.open, out.close = bump(panel.open, scale), bump(panel.close, scale)
+    today = panel.date == date; out.open[today, 0] = panel.open[today, 0]     # the opening auction: known at the open
+    out.high = np.where(fut, np.maximum.reduce([bump(panel.high, scale), out.open, out.close]), panel.high)
+    out.low = np.where(fut, np.minimum.reduce([bump(panel.low, scale), out.open, out.close]), panel.low)
+    out.volume = bump(panel.volume, 1.0)
+    if panel.spread_bps is not None: out.spread_bps = bump(panel.spread_bps, 1.0)
+    out.ref_volume = reference_volume(out.instrument, out.date, out.volume.sum(1), prior=panel.ref_volume)
+    return out

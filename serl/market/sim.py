@@ -365,11 +365,11 @@ def _minute_nb(b, fills, seed, ptype, P, lists, nlist, mm_r, mm_v, mm_t, mm_inv,
 class MarketConfig:
     "Knobs of the simulated market (the agents' own parameters live in the profiles)."
     tick: float | None = None          # $ per tick (None: $0.01 at prices >= $1, else $0.0001)
-    grid: float = 0.3                  # the tick grid spans [day low * (1 - grid), day high * (1 + grid)]
+    grid: float = 0.3                  # the tick grid spans [open * (1 - grid), open * (1 + grid)] (the day's first open)
     warmup_minutes: int = 30           # background-only minutes simulated before the first agent step
     unit_shares: float | None = None   # shares per simulated lot (None: calibrated per day, see `lots_per_minute`)
     lots_per_minute: float | None = None  # traded lots per minute at mean activity (None: measured for the profiles)
-    min_activity: float = 0.05         # floor of the per-minute activity multiplier u_m (relative to the day's mean)
+    min_activity: float = 0.05         # floor of the per-minute activity multiplier u_m (relative to the reference minute volume)
     depth: int = 5                     # book levels in the state vector
     max_resting: int = 8192            # resting orders tracked per noise profile (older ones are cancelled)
     requote_ticks: float = 2.0         # market makers re-quote whenever the latent value moved this many ticks
@@ -493,17 +493,22 @@ class MarketSim:
 # %% ../../nbs/04_market.ipynb #cc5a1122
 @patch
 def _day(self: MarketSim, row: int):
-    "Grid, unit and anchors (value path in ticks from the grid's bottom, activity) of panel row `row`."
+    """Grid, unit and anchors (value path in ticks from the grid's bottom, activity) of panel row `row`; the grid, tick, unit and
+    activity scale use only what is known at the day's open (its first open, the reference volume of earlier days)."""
     p, cfg = self.panel, self.cfg
-    nb = int(p.n_bars[row]); lo, hi = float(p.low[row, :nb].min()), float(p.high[row, :nb].max())
-    tick = cfg.tick or (0.01 if lo >= 1 else 1e-4)
-    pmin = int(math.floor(lo * (1 - cfg.grid) / tick)); n = int(math.ceil(hi * (1 + cfg.grid) / tick)) - pmin + 1
-    c = p.close[row, :nb] / tick - pmin
-    vol = p.volume[row, :nb]; mean = vol.mean() if vol.sum() > 0 else 1.0
+    nb = int(p.n_bars[row]); o = float(p.open[row, 0])
+    ref = float(p.ref_volume[row]) / nb                                     # reference minute volume (earlier days)
+    if not ref > 0:
+        raise SerlError(f"MarketSim: {p.instrument[row]} {p.date[row]} (row {row} of panel {p.name}) has no positive reference volume "
+                        f"(ref_volume = {p.ref_volume[row]}: NaN on an instrument's first day, with no earlier day to calibrate the lot "
+                        f"size and activity on); simulate a later day")
+    tick = cfg.tick or (0.01 if o >= 1 else 1e-4)
+    pmin = int(math.floor(o * (1 - cfg.grid) / tick)); n = int(math.ceil(o * (1 + cfg.grid) / tick)) - pmin + 1
+    c = np.clip(p.close[row, :nb] / tick - pmin, 0, n - 1)                 # held at the grid's edge if it ever left it
     lot = float(p.lot_size[row])
-    unit = cfg.unit_shares or lot * max(1.0, round(mean / self.lots_per_minute / lot))
-    return dict(tick=tick, pmin=pmin, n=n, nb=nb, unit=unit, v_end=c, v_start=np.r_[p.open[row, 0] / tick - pmin, c[:-1]],
-                act=np.maximum(vol / mean, cfg.min_activity))
+    unit = cfg.unit_shares or lot * max(1.0, round(ref / self.lots_per_minute / lot))
+    return dict(tick=tick, pmin=pmin, n=n, nb=nb, unit=unit, v_end=c, v_start=np.r_[o / tick - pmin, c[:-1]],
+                act=np.maximum(p.volume[row, :nb] / ref, cfg.min_activity))
 
 # %% ../../nbs/04_market.ipynb #378b7416
 @patch
@@ -601,7 +606,7 @@ def _flat_panel(price: float = 100.0, minutes: int = 120):
     from serl.market.bars import Panel
     f = lambda v: np.full((1, minutes), v)
     return Panel("flat", True, np.array(["FLAT"]), np.array(["2000-01-03"], "datetime64[D]"), np.array([minutes]),
-                 f(price), f(price), f(price), f(price), f(1e4), None, np.ones(1))
+                 f(price), f(price), f(price), f(price), f(1e4), None, np.ones(1), ref_volume=np.array([1e4 * minutes]))
 
 @lru_cache(maxsize=64)
 def _lots_per_minute(key: tuple) -> float:

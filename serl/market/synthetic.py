@@ -176,6 +176,7 @@ def generate_synthetic(name: str, n_instruments: int = 100, n_days: int = 250, s
     tscale = math.sqrt((nu - 2)/nu)
     shape = (D, S, L)
     O, H, Lo, C, V, SP = (np.empty(shape) for _ in range(6))
+    level = np.empty(S)       # expected daily volume of each stock, known before its first day: V_i E[exp(eta)]
     children = np.random.SeedSequence(seed).spawn(S)
     for i in range(S):
         g = np.random.default_rng(children[i])
@@ -188,6 +189,8 @@ def generate_synthetic(name: str, n_instruments: int = 100, n_days: int = 250, s
         o, h, l, c, eps, hv = _simulate_prices(z, gapz, eh, el, s_prof, sigma, a, b, cal["overnight_ratio"], p0,
                                                k["limit"], k["tick"], 1.0)
         O[:, i], H[:, i], Lo[:, i], C[:, i] = (_round_tick(q, k["tick"]) for q in (o, h, l, c))
+        eta_var = cal["volume_daily_sd"]**2/max(1 - cal["volume_ar"]**2, 1e-6)
+        level[i] = vlev*math.exp(eta_var/2)
         eta = np.empty(D); e0 = g.standard_normal(D)*cal["volume_daily_sd"]; eta[0] = e0[0]/math.sqrt(max(1 - cal["volume_ar"]**2, 1e-6))
         for d in range(1, D): eta[d] = cal["volume_ar"]*eta[d - 1] + e0[d]
         ae = np.abs(eps)
@@ -205,4 +208,4 @@ def generate_synthetic(name: str, n_instruments: int = 100, n_days: int = 250, s
     v2 = V.reshape(R, L)
     return Panel(name, True, instrument, date, np.full(R, L, np.int64), O.reshape(R, L), H.reshape(R, L), Lo.reshape(R, L),
                  C.reshape(R, L), v2, SP.reshape(R, L), np.full(R, k["lot"]),
-                 np.broadcast_to(slots.astype(np.int16), (R, L)).copy(), reference_volume(instrument, date, v2.sum(1)))
+                 np.broadcast_to(slots.astype(np.int16), (R, L)).copy(), reference_volume(instrument, date, v2.sum(1), prior=np.tile(level, D)))

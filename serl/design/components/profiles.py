@@ -62,6 +62,7 @@ def short_panel(panel: Panel, minutes: int) -> Panel:
         v = getattr(panel, f.name)
         kw[f.name] = v[:, :minutes].copy() if isinstance(v, np.ndarray) and v.ndim == 2 else v
     kw["n_bars"] = np.minimum(panel.n_bars, minutes)
+    kw["ref_volume"] = panel.ref_volume * kw["n_bars"] / panel.n_bars      # the day's reference, pro rata of the bars kept
     return Panel(**kw)
 
 _SCORE_PANEL: dict = {}

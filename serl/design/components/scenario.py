@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from ...core import SerlError, DataConfig, EnvConfig, rng
-from ...market.bars import Panel, reference_volume
+from ...market.bars import Panel
 from ...market.synthetic import generate_synthetic
 from ...market.data import Orders, make_orders
 from ..sandbox import ContractError, load_component, entry_points, as_np, same
@@ -99,12 +99,14 @@ def imagined_panel(arrays, template: Panel, name: str = "imagined") -> Panel:
     C = pad(P, 0.0); C[:, n:] = P[:, -1:]
     O = np.concatenate([C[:, :1], C[:, :-1]], 1); O[:, n:] = C[:, n:]
     vol = pad(V, 0.0)
+    daily = vol.sum(1)                     # reference volume: the other imagined days' mean (never the day's own; NaN if alone)
+    ref = (daily.sum() - daily)/(D - 1) if D > 1 else np.full(D, np.nan)
     inst = np.array([f"{IMAGINED_PREFIX}{d:03d}" for d in range(D)])
     date = template.date[np.arange(D) % len(template)]
     spread = None if template.spread_bps is None else np.full((D, M), float(np.nanmedian(template.spread_bps)))
     minute = None if template.minute is None else np.broadcast_to(template.minute[0], (D, M)).copy()
     return Panel(name, True, inst, date, np.full(D, n, np.int64), O, np.maximum(O, C), np.minimum(O, C), C, vol, spread,
-                 np.full(D, float(np.median(template.lot_size))), minute, reference_volume(inst, date, vol.sum(1)))
+                 np.full(D, float(np.median(template.lot_size))), minute, ref)
 
 def is_imagined(panel: Panel) -> np.ndarray:
     "Boolean mask of the panel's imagined rows."
