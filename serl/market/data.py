@@ -101,6 +101,8 @@ def make_orders(panel: Panel, cfg: DataConfig, seed: int) -> Orders:
 def order_sets(panel: Panel, cfg: DataConfig, seed: int, both_sides: bool = False) -> list[Orders]:
     """`make_orders(panel, cfg, seed)` split by window: each order's window length drawn from `cfg.window_options`
     (clipped to the shortest day; empty: `cfg.window_minutes`), its start uniform where it fits; one `Orders` per length.
+    An order of window L is sized against the window, `frac x reference daily volume x L / bars of the day`, so it is
+    `order_frac_low..high` of the window's expected volume whatever L (a whole-day order keeps make_orders' size).
     `both_sides`: every order twice, as a buy and as a sell (adjacent, same `id`)."""
     base = make_orders(panel, cfg, seed)
     shortest = int(panel.n_bars.min())
@@ -114,7 +116,9 @@ def order_sets(panel: Panel, cfg: DataConfig, seed: int, both_sides: bool = Fals
     for L in options:
         m = np.flatnonzero(w == L)
         if len(m) == 0: continue
-        row, side, qty, st, i = base.row[m], base.side[m], base.quantity[m], start[m], ids[m]
+        row, side, st, i = base.row[m], base.side[m], start[m], ids[m]
+        lot = panel.lot_size[row]                               # size against the window: frac x reference x L / bars of the day
+        qty = np.maximum(1.0, np.round(base.quantity[m] * L / panel.n_bars[row] / lot)) * lot
         if both_sides:
             row, qty, st, i = (np.repeat(x, 2) for x in (row, qty, st, i))
             side = np.tile(np.array([1, -1], np.int8), len(m))
