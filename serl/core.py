@@ -127,7 +127,7 @@ SCALE_PRESETS = {
                   train_env_steps=300_000,
                   ppo={},
                   learned=dict(num_envs=256, eval_every=25, ppo=dict(minibatch_size=512)),
-                  evolve=dict(iterations=4, K=4, screen_env_steps=20_000, static_num_envs=256, dynamic_num_envs=7, val_orders=128)),
+                  evolve=dict(iterations=2, K=3, screen_env_steps=20_000, static_num_envs=256, dynamic_num_envs=7, val_orders=128)),
     "paper": dict(synthetic_instruments=100, synthetic_days=500,
                   seeds=5, serl_seeds=None, n_bootstrap=2000, dynamic_orders=None,
                   train_env_steps=5_000_000,
