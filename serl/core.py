@@ -116,14 +116,14 @@ EXECUTION_PPO = dict(n_epochs=4, minibatch_size=256, lr=3e-4, gamma=1.0, gae_lam
 
 SCALE_PRESETS = {
     "smoke": dict(synthetic_instruments=10, synthetic_days=60,      # synthetic universes only; real data keeps every stock-day
-                  seeds=2, serl_seeds=None, n_bootstrap=500, dynamic_orders=8,   # serl_seeds None: SE-RL runs once per seed
+                  seeds=2, serl_seeds=1, n_bootstrap=500, dynamic_orders=8,      # smoke (CI): one SE-RL run, its policy executes both seeds' orders
                   train_env_steps=60_000,                           # env steps (decisions x episodes) of every learned method's training
                   ppo={},                                           # overrides of EXECUTION_PPO
                   learned={},                                       # LearnedConfig overrides (its defaults are smoke's)
                   evolve=dict(iterations=2, K=2, repair_rounds=0, max_new_tokens=128, imagine_days=6,   # EvolveConfig overrides
                               screen_env_steps=6_000, eta=4, static_num_envs=128, dynamic_num_envs=1, val_orders=32)),
     "quick": dict(synthetic_instruments=30, synthetic_days=250,
-                  seeds=3, serl_seeds=None, n_bootstrap=1000, dynamic_orders=64,
+                  seeds=3, serl_seeds=None, n_bootstrap=1000, dynamic_orders=64,  # serl_seeds None: SE-RL runs once per seed
                   train_env_steps=300_000,
                   ppo={},
                   learned=dict(num_envs=256, eval_every=25, ppo=dict(minibatch_size=512)),
