@@ -25,8 +25,7 @@ from .ppo import (PPOConfig, EMAConvergence, LockstepAutoReset, RolloutState, Ta
 
 # %% auto #0
 __all__ = ['HYBRID_MODES', 'ADAPTIVE_RULES', 'HYBRID_LOG_COLUMNS', 'adapt_weights', 'LossWeights', 'HybridConfig', 'HybridResult',
-           'rl_data_config', 'ppo_policy', 'first_orders', 'validation_pa', 'make_hybrid_envs', 'train_hybrid',
-           'bench_ppo']
+           'rl_data_config', 'ppo_policy', 'validation_pa', 'make_hybrid_envs', 'train_hybrid', 'bench_ppo']
 
 # %% ../../nbs/07b_hybrid.ipynb #cd6b876d
 HYBRID_MODES = ("static", "dynamic", "fixed", "adaptive")
@@ -151,11 +150,6 @@ def ppo_policy(agent: nn.Module) -> Callable:
     def policy(obs, env=None): return act(agent, obs)[:, 0]
     return policy
 
-def first_orders(orders: Orders, n: int | None) -> Orders:
-    "The first `n` orders (all when n is None)."
-    if n is None or n >= len(orders): return orders
-    return Orders(orders.row[:n], orders.side[:n], orders.quantity[:n], orders.start[:n], orders.length)
-
 # %% ../../nbs/07b_hybrid.ipynb #eb4a98ee
 def validation_pa(agent: nn.Module, panel, orders: Orders, env_cfg: EnvConfig, eval_env: str = "static",
                   dynamic_num_envs: int = 8, seed: int = 0, **dynamic_kw) -> float:
@@ -199,7 +193,7 @@ def train_hybrid(train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvCon
     n_steps = {"static": cfg.n_steps, "dynamic": h.dynamic_n_steps or cfg.n_steps}
     batch = {k: env.num_envs * n_steps[k] for k, env in envs.items()}
     n_updates = min(math.ceil(cfg.total_steps / sum(batch.values())), h.max_updates or 2**62)
-    valid_orders = first_orders(make_orders(valid_panel, data_cfg, cfg.seed + 1), h.val_orders) if validate is None else None
+    valid_orders = make_orders(valid_panel, data_cfg, cfg.seed + 1).head(h.val_orders) if validate is None else None
     weights, conv = LossWeights.from_config(h), EMAConvergence(h.ema, h.epsilon, h.patience)
     run_dir = Path(run_dir) if run_dir is not None else None
     writer, fh = None, None
