@@ -47,7 +47,8 @@ class Limits:
     max_stdout_chars: int = 20_000  # printing more than this fails the run
     max_result_bytes: int = 8 << 20 # JSON + npz coming back
     read_paths: tuple = ()          # extra read-only roots for the task (e.g. a data cache)
-    network_namespace: bool = True  # try unshare(CLONE_NEWNET) in the worker
+    network_namespace: bool = True  # enter user, mount, network and PID namespaces in the worker (where the host allows)
+    require: tuple | str | None = None  # isolation layers the host must provide (serl.design.isolation); None: $SERL_SANDBOX_REQUIRE or the default
 
 MSG_CHARS = 400
 

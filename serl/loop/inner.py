@@ -451,9 +451,20 @@ def split_result(details: dict) -> tuple[dict, pd.DataFrame, dict]:
     w = {k[2:]: np.asarray(v) for k, v in details.items() if k.startswith("w:")}
     return scal, hist, w
 
+def designed_network(network_code: str, obs_dim: int, act_dim: int, seed: int = 0, static: bool = True):
+    "A designed network rebuilt here from the declarative spec a sandbox job traced from `network_code` (`serl.design.executor.build_network`): no candidate code runs in this process."
+    from serl.design.executor import NETWORK_SPEC_TASK, build_network
+    from serl.design.isolation import unpack
+    kind = slot_kind("network_code").name
+    with Sandbox(Limits(wall_s=120, cpu_s=120)) as sb:
+        v = sb.run(network_code, KINDS[kind], task=NETWORK_SPEC_TASK, payload=dict(obs_dim=int(obs_dim), act_dim=int(act_dim), seed=seed), static=static)
+    if not v.ok: raise SerlError(f"designed_network: the network could not be traced in the sandbox: {v.feedback()}")
+    return build_network(unpack(np.asarray(v.details["spec"], np.uint8).tobytes()))
+
 def policy_from_result(weights: dict, network_code: str | None, obs_dim: int, act_dim: int, hidden=(64, 64)):
-    "The trained agent (nn.Module) from its weights and validated network source."
+    "The trained agent (nn.Module) from its weights: the default MLP, or the designed network rebuilt from its spec (`designed_network`)."
     import torch
-    agent = _network_factory(network_code, tuple(hidden))(obs_dim, act_dim)
+    from serl.agent.ppo import default_network
+    agent = designed_network(network_code, obs_dim, act_dim) if network_code else default_network(obs_dim, act_dim, tuple(hidden))
     agent.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
     return agent.eval()
