@@ -10,11 +10,11 @@ import dataclasses, json, os
 from dataclasses import dataclass, field
 
 from .static_check import Verdict, Limits, static_check
-from .sandbox import Sandbox, run_in_sandbox
+from .sandbox import Sandbox, run_in_sandbox, bench_sandbox
 from .kinds import KINDS
 
 # %% auto #0
-__all__ = ['Attack', 'adversarial_cases', 'run_attack']
+__all__ = ['POLICY_ESCAPE', 'Attack', 'adversarial_cases', 'run_attack', 'Escape', 'escape_cases', 'policy_escape', 'bench']
 
 # %% ../../nbs/10c_attacks.ipynb #ef6e189a
 @dataclass
@@ -92,6 +92,8 @@ def run_attack(a: Attack, spec=None, sandbox: Sandbox | None = None) -> tuple[Ve
         if a.secret:
             assert os.environ.get(a.secret, "") not in (v2.message + json.dumps(v2.details, default=str)), f"{a.name}: the secret leaked"
     return v1, v2
+
+# %% ../../nbs/10c_attacks.ipynb #dda0bd4a
 @dataclass
 class Escape:
     "One attack on the sandbox's boundary (run with stage 1 off): files it must not create, whether its verdict must be a rejection."
@@ -159,3 +161,8 @@ class Policy(nn.Module):
 def policy_escape(out: str, secret_var: str) -> str:
     "A network class that is harmless in the sandbox and writes the secret into `out` wherever `secret_var` is set (the main process)."
     return POLICY_ESCAPE.replace("SECRET_VAR", repr(secret_var)).replace("OUT", repr(str(out)))
+
+
+def bench() -> dict:
+    "`serl bench sandbox`: `bench_sandbox` on the reward kind's example."
+    return bench_sandbox(KINDS["reward"].code, KINDS["reward"])

@@ -25,7 +25,7 @@ __all__ = ['SETTINGS', 'SINGLE_KINDS', 'MULTI_KINDS', 'DESIGNED_KINDS', 'SMOKE_K
            'window_decisions', 'window_slots', 'WindowMix', 'window_envs', 'validation_orders', 'window_validator',
            'inner_configs', 'scaled_reward', 'train_windows', 'candidate_payload', 'training_panel', 'train_candidate',
            'ma_split', 'agent_pas', 'ma_env', 'fit_agents', 'train_multiagent_candidate', 'multiagent_baselines',
-           'warm_worker', 'training_limits', 'WorkerPool', 'split_result', 'policy_from_result']
+           'warm_worker', 'training_limits', 'WorkerPool', 'split_result', 'designed_network', 'policy_from_result']
 
 # %% ../../nbs/18a_inner.ipynb #1b52e0f7
 SETTINGS = settings()                                      # {"single": kinds of one execution agent, "multi": of several agents}
@@ -468,3 +468,4 @@ def policy_from_result(weights: dict, network_code: str | None, obs_dim: int, ac
     agent = designed_network(network_code, obs_dim, act_dim) if network_code else default_network(obs_dim, act_dim, tuple(hidden))
     agent.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
     return agent.eval()
+
