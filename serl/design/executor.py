@@ -58,7 +58,7 @@ def read_roots(extra=()) -> tuple[str, ...]:
     "What sandboxed processes may read: the interpreter, its libraries, serl and `extra`."
     import serl
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages(), os.path.dirname(serl.__file__),
-             "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", *map(str, extra)}
+             "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", "/proc/cpuinfo", "/sys/devices/system/cpu", *map(str, extra)}
     return tuple(sorted({os.path.realpath(r) for r in roots if r and os.path.exists(r)}))
 
 def _under(path, roots) -> bool:
