@@ -250,7 +250,7 @@ class Sandbox:
         self.root = Path(tempfile.mkdtemp(prefix="serl-sandbox-"))
         env = {"PATH": "/usr/bin:/bin", "HOME": str(self.root), "TMPDIR": str(self.root), "LANG": "C.UTF-8",
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "NUMBA_CACHE_DIR": str(self.root / ".numba")}
-        nproc = self.limits.nproc + (_user_tasks() if os.getuid() != 0 else 0)
+        nproc = self.limits.nproc + _user_tasks()        # counts every task of this uid, root included once capabilities are dropped
         cmd = [sys.executable, "-I", "-B", "-c", "from serl.design.sandbox import _worker_main; _worker_main()"]
         self._err = open(self.root / "server.err", "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, cwd=self.root, env=env,

@@ -41,7 +41,7 @@ class Limits:
     cpu_s: int = 60                 # RLIMIT_CPU (SIGXCPU, then SIGKILL one second later)
     mem_mb: int = 3072              # RLIMIT_AS: address space; torch alone maps ~600 MB
     fsize_mb: int = 64              # RLIMIT_FSIZE: largest file the worker may write (scratch, stdout)
-    nproc: int = 64                 # RLIMIT_NPROC (threads count too; not enforced for root, see below)
+    nproc: int = 64                 # RLIMIT_NPROC, on top of this user's tasks at start (threads count too; root too: the sandbox drops its capabilities)
     nofile: int = 256               # RLIMIT_NOFILE
     max_source_chars: int = 20_000  # stage 1: longer sources are refused
     max_stdout_chars: int = 20_000  # printing more than this fails the run

@@ -25,7 +25,8 @@ __all__ = ['SETTINGS', 'SINGLE_KINDS', 'MULTI_KINDS', 'DESIGNED_KINDS', 'SMOKE_K
            'window_decisions', 'window_slots', 'WindowMix', 'window_envs', 'validation_orders', 'window_validator',
            'inner_configs', 'scaled_reward', 'train_windows', 'candidate_payload', 'training_panel', 'train_candidate',
            'ma_split', 'agent_pas', 'ma_env', 'fit_agents', 'train_multiagent_candidate', 'multiagent_baselines',
-           'warm_worker', 'training_limits', 'WorkerPool', 'split_result', 'designed_network', 'policy_from_result']
+           'can_start_threads', 'warm_worker', 'training_limits', 'WorkerPool', 'split_result', 'designed_network',
+           'policy_from_result']
 
 # %% ../../nbs/18a_inner.ipynb #1b52e0f7
 SETTINGS = settings()                                      # {"single": kinds of one execution agent, "multi": of several agents}
@@ -383,6 +384,12 @@ def multiagent_baselines(ds, cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: E
 # %% ../../nbs/18a_inner.ipynb #9e211cb5
 WARM_PRELOAD = "serl.loop.inner:warm_worker"
 
+def can_start_threads() -> bool:
+    "Whether this process can start a thread (not in a sandbox worker that made a PID namespace for its children)."
+    import threading
+    try: t = threading.Thread(target=lambda: None); t.start(); t.join(); return True
+    except RuntimeError: return False
+
 def warm_worker():
     "Warm-up of a training worker (the sandbox preload `WARM_PRELOAD`): load serl's compiled kernels, then compile the inner loop's kernels once."
     seed_numba_cache()                                                # load serl's compiled kernels instead of recompiling
@@ -393,7 +400,9 @@ def warm_worker():
     from serl.agent.envs import DynamicVecExecutionEnv
     from serl.market.data import make_orders
     p = generate_synthetic("synthetic-nasdaq100", 1, 3, seed=0)
-    for n in (1, 2):                                                  # one market and a batch (starts numba's thread pool here)
+    # one market, and a batch where this process may start threads (its thread pool then starts here): a sandbox worker whose
+    # children live in a new PID namespace may not (clone(CLONE_THREAD) fails there), its job processes may
+    for n in ((1, 2) if can_start_threads() else (1,)):
         e = DynamicVecExecutionEnv(p, make_orders(p, DataConfig(dataset="synthetic-nasdaq100", window_minutes=30), 0),
                                    EnvConfig(step_minutes=10), num_envs=n, seed=0)
         e.reset(seed=0); e.step(np.full(n, 0.5))
