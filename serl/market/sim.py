@@ -138,8 +138,7 @@ def default_profiles() -> list[dict]:
 
 # %% ../../nbs/04_market.ipynb #2652364b
 _BB, _BA, _FREE, _NLIVE, _N, _PMIN = range(6)
-O_EVENTS, O_MSGS, O_VOL, O_VAL, O_OPEN, O_HIGH, O_LOW, O_CLOSE, O_DROPPED = range(9)
-O_TAKER = 9            # out[O_TAKER + type]: lots traded with a background trader of that type as the aggressor
+O_EVENTS, O_MSGS, O_VOL, O_VAL, O_OPEN, O_HIGH, O_LOW, O_CLOSE, O_DROPPED, O_TAKER = range(10)   # out[O_TAKER + type]: lots whose aggressor is of that type
 EXEC_OWNER = 1_000_000
 
 @kernel
@@ -583,8 +582,7 @@ def step_minute(self: MarketSim, qty, side) -> dict:
     self._run(self._bar, np.abs(lots).astype(np.int64), np.where(lots >= 0, 1, -1).astype(np.int64))
     o = self._out; traded = o[:, O_VOL] > 0; last = (self._last + self._pmin) * tk
     res = {"fill": self._out_ag[:, 0] * unit[:, None], "fill_value": self._out_ag[:, 1] * (tk * unit)[:, None],
-           "volume": o[:, O_VOL] * unit, "value": o[:, O_VAL] * tk * unit,
-           "taker_volume": o[:, O_TAKER:] * unit[:, None]}       # (B, len(AGENT_TYPES)) volume by the aggressor's trader type
+           "volume": o[:, O_VOL] * unit, "value": o[:, O_VAL] * tk * unit, "taker_volume": o[:, O_TAKER:] * unit[:, None]}   # by aggressor type
     for k, j in (("open", O_OPEN), ("high", O_HIGH), ("low", O_LOW), ("close", O_CLOSE)): res[k] = np.where(traded, o[:, j] * tk, last)
     res["mid"] = self.mid
     st = self._state.copy(); d = self.cfg.depth
