@@ -200,7 +200,8 @@ def test_training_curve_grows(app, browser):
     rec.append("update", **{k: v for k, v in last.items() if k not in ("kind", "time")} | {"update": last["update"] + 1, "step": last["step"] + 1000})
     page.get_by_text(f"{n0 + 1} updates recorded").first.wait_for(timeout=15000)           # the page polls: no reload
     settle(page)
-    assert _size(page) > p0
+    page.wait_for_function("n => { const e = document.querySelector('.js-plotly-plot'); return !!(e && e._fullData) && "
+                           "e._fullData.reduce((a, t) => a + (t._length || 0), 0) > n; }", arg=p0, timeout=15000)   # the curve grew
     assert not exceptions(page) and not problems, (exceptions(page), problems)
     page.close()
 
