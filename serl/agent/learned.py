@@ -17,7 +17,7 @@ import torch.nn as nn
 from torch.distributions import Categorical
 
 from ..core import (SerlError, EnvConfig, DataConfig, SCALES, EXECUTION_PPO, SCALE_PRESETS, scale_preset, execution_ppo, rng, seed_everything,
-                       progress, note, config_to_dict, config_from_dict)
+                       progress, note, config_to_dict, config_from_dict, RunRecords)
 from .envs import VecExecutionEnv, evaluate, UNFILLED_PENALTY_BPS, terminal_pa_reward
 from ..market.data import make_orders, order_sets
 from .baselines import Policy
@@ -355,6 +355,8 @@ def _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir
     opts = {k: torch.optim.Adam(a.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps) for k, a in pol.agents.items()}
     gen = rng(seed)
     rows, best, t0, steps, u = [], (-np.inf, None, 0), time.perf_counter(), 0, 0
+    log = RunRecords(Path(run_dir)/name, "train_log.jsonl") if run_dir is not None else None   # one record per update, while training (`serl dashboard`)
+    if log is not None: log.path.unlink(missing_ok=True)
     bar = progress(total=cfg.train_env_steps, desc=name, unit="step", **({} if show_progress else {"disable": True}))
     while steps < cfg.train_env_steps:                 # whole episodes until the env-step budget is spent
         env = envs[u % len(envs)]                      # the window lengths take turns, one rollout each
@@ -381,6 +383,7 @@ def _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir
             bar.set_postfix(valid_pa=f"{row['valid_pa']:.2f}", refresh=False)
         row["wall_s"] = time.perf_counter() - t0
         rows.append(row)
+        if log is not None: log.append("update", **row)
     bar.close()
     for k, a in pol.agents.items(): a.load_state_dict(best[1][k])
     pol.history = pd.DataFrame(rows)

@@ -20,9 +20,9 @@ from .lob import kernel, BookArrays, new_book_arrays, submit_nb, cancel_nb, modi
 
 # %% auto #0
 __all__ = ['NOISE', 'INFORMED', 'MOMENTUM', 'MARKET_MAKER', 'LATENT', 'AGENT_TYPES', 'O_EVENTS', 'O_MSGS', 'O_VOL', 'O_VAL',
-           'O_OPEN', 'O_HIGH', 'O_LOW', 'O_CLOSE', 'O_DROPPED', 'EXEC_OWNER', 'Agent', 'NoiseTrader', 'InformedTrader',
-           'MomentumTrader', 'MarketMaker', 'LatentTrader', 'validate_profiles', 'default_profiles', 'MarketConfig',
-           'MarketSim', 'lots_per_minute', 'bench_market']
+           'O_OPEN', 'O_HIGH', 'O_LOW', 'O_CLOSE', 'O_DROPPED', 'O_TAKER', 'EXEC_OWNER', 'Agent', 'NoiseTrader',
+           'InformedTrader', 'MomentumTrader', 'MarketMaker', 'LatentTrader', 'validate_profiles', 'default_profiles',
+           'MarketConfig', 'MarketSim', 'lots_per_minute', 'bench_market']
 
 # %% ../../nbs/04_market.ipynb #77889fc6
 NOISE, INFORMED, MOMENTUM, MARKET_MAKER, LATENT = 0, 1, 2, 3, 4
@@ -138,7 +138,7 @@ def default_profiles() -> list[dict]:
 
 # %% ../../nbs/04_market.ipynb #2652364b
 _BB, _BA, _FREE, _NLIVE, _N, _PMIN = range(6)
-O_EVENTS, O_MSGS, O_VOL, O_VAL, O_OPEN, O_HIGH, O_LOW, O_CLOSE, O_DROPPED = range(9)
+O_EVENTS, O_MSGS, O_VOL, O_VAL, O_OPEN, O_HIGH, O_LOW, O_CLOSE, O_DROPPED, O_TAKER = range(10)   # out[O_TAKER + type]: lots whose aggressor is of that type
 EXEC_OWNER = 1_000_000
 
 @kernel
@@ -164,6 +164,7 @@ def _tape(fills, nf, ptype, mm_inv, out, out_ag):
         out[O_HIGH] = max(out[O_HIGH], p); out[O_LOW] = min(out[O_LOW], p); out[O_CLOSE] = p
         if 0 <= mo < K and ptype[mo] == MARKET_MAKER: mm_inv[mo] -= s * q
         if 0 <= to < K and ptype[to] == MARKET_MAKER: mm_inv[to] += s * q
+        if 0 <= to < K: out[O_TAKER + ptype[to]] += q
         if to >= EXEC_OWNER:
             a = to - EXEC_OWNER
             out_ag[0, a] += q; out_ag[1, a] += p * q
@@ -536,7 +537,7 @@ def reset(self: MarketSim, rows, start, seed: int | None = None) -> None:
     self._mm = dict(r=np.zeros((B, K)), v=np.full((B, K), -1e9), t=np.full((B, K), -1e9), inv=np.zeros((B, K), np.int64),
                     ids=np.full((B, K, 2, L), -1, np.int64), q=np.zeros((B, K, 2, L), np.int64))
     self._mom = np.zeros((B, K))
-    self._out = np.zeros((B, 9)); self._out_ag = np.zeros((B, 2, A)); self._mid = np.zeros(B)
+    self._out = np.zeros((B, O_TAKER + len(AGENT_TYPES))); self._out_ag = np.zeros((B, 2, A)); self._mid = np.zeros(B)
     self._state = np.zeros((B, len(state_names(self.cfg.depth))))
     self._last = self._anchor["v_start"][:, 0].copy(); self.msgs = np.zeros(B, np.int64); self.events = np.zeros(B, np.int64)
     self.dropped = np.zeros(B, np.int64)
@@ -581,7 +582,7 @@ def step_minute(self: MarketSim, qty, side) -> dict:
     self._run(self._bar, np.abs(lots).astype(np.int64), np.where(lots >= 0, 1, -1).astype(np.int64))
     o = self._out; traded = o[:, O_VOL] > 0; last = (self._last + self._pmin) * tk
     res = {"fill": self._out_ag[:, 0] * unit[:, None], "fill_value": self._out_ag[:, 1] * (tk * unit)[:, None],
-           "volume": o[:, O_VOL] * unit, "value": o[:, O_VAL] * tk * unit}
+           "volume": o[:, O_VOL] * unit, "value": o[:, O_VAL] * tk * unit, "taker_volume": o[:, O_TAKER:] * unit[:, None]}   # by aggressor type
     for k, j in (("open", O_OPEN), ("high", O_HIGH), ("low", O_LOW), ("close", O_CLOSE)): res[k] = np.where(traded, o[:, j] * tk, last)
     res["mid"] = self.mid
     st = self._state.copy(); d = self.cfg.depth
