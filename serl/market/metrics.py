@@ -13,9 +13,10 @@ import pandas as pd
 from ..core import SerlError, rng
 
 # %% auto #0
-__all__ = ['METRICS', 'PAPER_PA_BPS', 'QLIB_REFERENCE', 'PAPER_COLUMN_LABEL', 'PAIR_KEY', 'pa_bps', 'is_bps', 'order_metrics',
-           'summarize', 'bootstrap_ci', 'results_table', 'format_table', 'clustered_mean_ci', 'paired_orders',
-           'paired_delta', 'add_paired_columns', 'plot_pa_distribution', 'bench_bootstrap']
+__all__ = ['PASSIVE_METRICS', 'METRICS', 'PAPER_PA_BPS', 'QLIB_REFERENCE', 'PAPER_COLUMN_LABEL', 'PAIR_KEY', 'pa_bps', 'is_bps',
+           'order_metrics', 'passive_quality', 'summarize', 'bootstrap_ci', 'results_table', 'format_table',
+           'clustered_mean_ci', 'paired_orders', 'paired_delta', 'add_paired_columns', 'plot_pa_distribution',
+           'bench_bootstrap']
 
 # %% ../../nbs/02_metrics.ipynb #f28cf3e4
 _FIELDS = ("side", "quantity", "executed_qty", "executed_value", "vwap", "arrival_price")
@@ -68,6 +69,24 @@ def order_metrics(side, quantity, executed_qty, executed_value, vwap, arrival_pr
     return pd.DataFrame({"side": s.astype(int), "quantity": Q, "executed": q, "avg_price": avg, "vwap": vwap,
                          "pa_bps": pa, "is_bps": is_, "fill_rate": q / Q,   # fill rate = q / Q
                          "final_inventory": final, "afi": np.abs(final) / Q})  # |Q - q| / Q
+
+# %% ../../nbs/02_metrics.ipynb #pq0002
+PASSIVE_METRICS = ("passive_share", "spread_captured_bps", "adverse_1m_bps", "adverse_5m_bps")
+
+def passive_quality(side, fill, value, mid, executed=None, horizons=(1, 5)) -> dict:
+    "Per-order passive-fill quality from (N, L) passive shares, $ and end-of-minute mids (see above); `executed`: (N,) shares."
+    s = _as_1d("side", side, None)[:, None]; f, v, m = (np.asarray(x, np.float64) for x in (fill, value, mid))
+    if not (f.shape == v.shape == m.shape and f.shape[0] == len(s)): raise SerlError(f"passive_quality: fill, value, mid must share shape (N, L); got {f.shape}, {v.shape}, {m.shape}")
+    tot = f.sum(axis=1); px = np.divide(v, f, out=np.zeros_like(v), where=f > 0)
+    w = lambda x, ok: np.divide((f * x * ok).sum(axis=1), (f * ok).sum(axis=1), out=np.full(len(f), np.nan), where=(f * ok).sum(axis=1) > 0)
+    out = {"passive_share": np.nan if executed is None else np.divide(tot, executed, out=np.full(len(f), np.nan), where=np.asarray(executed) > 0),
+           "spread_captured_bps": w(s * (m - px) / m * 1e4, np.ones_like(f))}   # s (m_j - p_j) / m_j 1e4, fill-weighted
+    L = f.shape[1]
+    for h in horizons:
+        later = np.concatenate([m[:, h:], np.full((len(f), min(h, L)), np.nan)], axis=1)[:, :L]
+        ok = np.isfinite(later)
+        out[f"adverse_{h}m_bps"] = w(np.where(ok, s * (m - np.where(ok, later, m)) / m * 1e4, 0.0), ok)   # s (m_j - m_{j+h}) / m_j 1e4
+    return out
 
 # %% ../../nbs/02_metrics.ipynb #e225d107
 METRICS = ("PA", "PA_std", "WR", "GLR", "AFI", "IS", "fill_rate")  # the aggregates, in table order

@@ -587,14 +587,18 @@ def step_minute(self: MarketSim, qty, side) -> dict:
            "passive_fill": self._out_ag[:, 2] * unit[:, None], "passive_value": self._out_ag[:, 3] * (tk * unit)[:, None],
            "volume": o[:, O_VOL] * unit, "value": o[:, O_VAL] * tk * unit}
     for k, j in (("open", O_OPEN), ("high", O_HIGH), ("low", O_LOW), ("close", O_CLOSE)): res[k] = np.where(traded, o[:, j] * tk, last)
-    res["mid"], res["last_sign"] = self.mid, self._sign.copy()
-    st = self._state.copy(); d = self.cfg.depth
+    res.update(self.book_state())
+    self._bar += 1
+    return res
+
+@patch
+def book_state(self: MarketSim) -> dict:
+    "The books now: `mid` ($), `last_sign` (taker side of the last trade), `state` (`state_names(cfg.depth)`, $ and shares)."
+    st = self._state.copy(); d = self.cfg.depth; tk, unit = self._tick, self._unit
     st[:, [0, 1, 3]] *= tk[:, None]
     st[:, 4:4 + d] *= tk[:, None]; st[:, 4 + 2 * d:4 + 3 * d] *= tk[:, None]
     st[:, 4 + d:4 + 2 * d] *= unit[:, None]; st[:, 4 + 3 * d:] *= unit[:, None]
-    res["state"] = st
-    self._bar += 1
-    return res
+    return {"mid": self.mid, "last_sign": self._sign.copy(), "state": st}
 
 # %% ../../nbs/04_market.ipynb #f0a1b2c5
 @patch
