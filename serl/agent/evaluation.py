@@ -17,7 +17,7 @@ from .learned import LearnedConfig, POLICY_CLASSES
 
 # %% auto #0
 __all__ = ['ORDER_COLUMNS', 'RandomPolicy', 'untrained_policy', 'control_policies', 'training_steps', 'evaluate_sets',
-           'head_sets', 'orders_frame']
+           'head_sets', 'calibrate_passive_touch', 'orders_frame']
 
 # %% ../../nbs/08a_evaluation.ipynb #e0a7
 class RandomPolicy(Policy):
@@ -65,6 +65,20 @@ def head_sets(sets: list[Orders], n: int | None) -> list[Orders]:
     if n is None: return sets
     k = max(2, 2 * (int(n) // (2 * len(sets))))
     return [o.head(k) for o in sets]
+
+# %% ../../nbs/08a_evaluation.ipynb #dae954b4
+def calibrate_passive_touch(panel, orders, env_cfg: EnvConfig, grid=tuple(np.round(np.arange(0.0, 1.01, 0.05), 2)),
+                            seed: int = 0, **dynamic_kw) -> dict:
+    "kappa whose static passive fill share of `PassiveTWAP` on `orders` is closest to the dynamic env's (same orders)."
+    from dataclasses import replace
+    from serl.agent.envs import DynamicVecExecutionEnv
+    from serl.agent.baselines import PassiveTWAP
+    pol = PassiveTWAP().fit(panel, env_cfg)
+    share = lambda df: float(df.passive_qty.sum() / max(df.executed.sum(), 1e-12))
+    dyn = share(evaluate(pol, panel, orders, pol.env_cfg, batch=64, env_cls=DynamicVecExecutionEnv, seed=seed, **dynamic_kw).per_order)
+    curve = {float(k): share(evaluate(pol, panel, orders, replace(pol.env_cfg, passive_touch=float(k))).per_order) for k in grid}
+    best = min(curve, key=lambda k: abs(curve[k] - dyn))
+    return {"passive_touch": best, "dynamic_share": dyn, "static_share": curve[best], "curve": curve, "orders": len(orders)}
 
 # %% ../../nbs/08a_evaluation.ipynb #e0ab
 ORDER_COLUMNS = ("method", "seed", "order_id", "instrument", "date", "side", "window", "start", "quantity", "executed",

@@ -15,8 +15,8 @@ from ..core import SerlError, rng
 # %% auto #0
 __all__ = ['PASSIVE_METRICS', 'METRICS', 'PAPER_PA_BPS', 'QLIB_REFERENCE', 'PAPER_COLUMN_LABEL', 'PAIR_KEY', 'pa_bps', 'is_bps',
            'order_metrics', 'passive_quality', 'summarize', 'bootstrap_ci', 'results_table', 'format_table',
-           'clustered_mean_ci', 'paired_orders', 'paired_delta', 'add_paired_columns', 'plot_pa_distribution',
-           'bench_bootstrap']
+           'clustered_mean_ci', 'paired_orders', 'paired_delta', 'add_paired_columns', 'execution_quality_table',
+           'format_quality', 'plot_pa_distribution', 'bench_bootstrap']
 
 # %% ../../nbs/02_metrics.ipynb #f28cf3e4
 _FIELDS = ("side", "quantity", "executed_qty", "executed_value", "vwap", "arrival_price")
@@ -269,6 +269,31 @@ def add_paired_columns(table: pd.DataFrame, per_order_by_method: dict, baseline:
     t.attrs.update(table.attrs, baseline=baseline, cluster=cluster)
     return t
 
+
+# %% ../../nbs/02_metrics.ipynb #eq0002
+def execution_quality_table(per_order_by_method: dict[str, pd.DataFrame], cluster: str = "date", n_boot: int = 1000,
+                            seed: int = 0) -> pd.DataFrame:
+    "Per method: each of `PASSIVE_METRICS` (mean over orders, day-clustered bootstrap CI) and n_passive_orders."
+    rows = {}
+    for name, df in per_order_by_method.items():
+        miss = [c for c in PASSIVE_METRICS + (cluster,) if c not in df]
+        if miss: raise SerlError(f"execution_quality_table: method {name!r} lacks column(s) {miss} (score it with serl.agent.envs.evaluate)")
+        row = {}
+        for k in PASSIVE_METRICS:
+            x = df[k].to_numpy(float); ok = np.isfinite(x)
+            v = clustered_mean_ci(x[ok], df[cluster].to_numpy()[ok], n_boot, seed) if ok.any() else (np.nan,) * 3
+            row.update({k: v[0], f"{k}_lo": v[1], f"{k}_hi": v[2]})
+        row["n_passive_orders"] = int((df["passive_share"].fillna(0) > 0).sum())
+        rows[name] = row
+    t = pd.DataFrame.from_dict(rows, orient="index"); t.index.name = "method"
+    return t
+
+def format_quality(table: pd.DataFrame) -> str:
+    "Markdown of an `execution_quality_table`: 'value [lo, hi]' cells."
+    cols = {k: [f"{_fmt(v, 3 if k == 'passive_share' else 2)} [{_fmt(lo, 3 if k == 'passive_share' else 2)}, {_fmt(hi, 3 if k == 'passive_share' else 2)}]"
+                if np.isfinite(v) else "n/a" for v, lo, hi in zip(table[k], table[f"{k}_lo"], table[f"{k}_hi"])] for k in PASSIVE_METRICS}
+    cols["orders with passive fills"] = table["n_passive_orders"].astype(int)
+    return pd.DataFrame(cols, index=table.index).to_markdown()
 
 # %% ../../nbs/02_metrics.ipynb #8a703bf4
 def plot_pa_distribution(per_order_by_method: dict[str, pd.DataFrame], ax=None, title: str | None = None):
