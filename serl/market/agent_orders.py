@@ -51,9 +51,23 @@ def _ahead(b, slot):
 # %% ../../nbs/04a_agent_orders.ipynb #b61a9547
 @njit(cache=True)
 def post_limits_nb(meta, o_id, o_owner, o_size, o_price, o_side, o_next, o_prev, lv_head, lv_tail, lv_vol, lv_n, blk,
-                   ids, lots, side, msgs):
-    "Cancel/replace every agent's ladder (`ids` (B, A, K) order ids, updated) to `lots` (B, A, K) at levels 1..K; counts messages."
+                   ids, qty, unit, side, old_side, msgs):
+    """Cancel/replace every agent's ladder (`ids` (B, A, K) order ids, updated) to `qty` (B, A, K) shares (whole lots of
+    `unit` (B,)) at levels 1..K; counts messages. Checks first and changes nothing unless all is well: returns (code, i, a, k),
+    code 0 done, 1 qty not finite or < 0, 2 side not +-1, 3 an agent with resting orders changed side, 4 a book needs slots."""
     B, A, K = ids.shape
+    for i in range(B):
+        if o_id.shape[1] - meta[i, _NLIVE] < A * K + 1: return 4, i, 0, 0
+        for a in range(A):
+            if side[i, a] != 1 and side[i, a] != -1: return 2, i, a, 0
+            for k in range(K):
+                if not (np.isfinite(qty[i, a, k]) and qty[i, a, k] >= 0): return 1, i, a, k
+                if ids[i, a, k] >= 0 and side[i, a] != old_side[i, a]: return 3, i, a, k
+    lots = np.empty((B, A, K), np.int64)
+    for i in range(B):
+        for a in range(A):
+            old_side[i, a] = side[i, a]
+            for k in range(K): lots[i, a, k] = int(np.floor(qty[i, a, k] / unit[i] + 1e-9))
     fills = np.empty((1, 8), np.int64)                 # never used: the levels are not marketable
     tgt = np.empty((A, K), np.int64); new = np.empty(K, np.int64)
     for i in range(B):
@@ -84,6 +98,7 @@ def post_limits_nb(meta, o_id, o_owner, o_size, o_price, o_side, o_next, o_prev,
                 if q > 0 and tgt[a, k] >= 0 and b.meta[_FREE] >= 0:
                     new[k] = submit_nb(b, LIMIT, side[i, a], tgt[a, k], q, own, fills, 0, 0)[0]; msgs[i] += 1
             ids[i, a] = new
+    return 0, 0, 0, 0
 
 @njit(cache=True)
 def agent_book_nb(meta, o_id, o_owner, o_size, o_price, o_side, o_next, o_prev, lv_head, lv_tail, lv_vol, lv_n, blk,
@@ -112,22 +127,20 @@ def post_limits(self: MarketSim, qty, side) -> None:
     `side[i, a]` (+1 buy: the best bid - k ticks; -1 sell: the best ask + k ticks), keeping unchanged orders' places."""
     B, A = len(self._bar), self.n_agents
     if B == 0: raise SerlError("MarketSim.post_limits: call reset() first")
-    qty = np.asarray(qty, np.float64); side = np.asarray(side)
+    qty = np.asarray(qty, np.float64); side = np.asarray(side).astype(np.int64)
     if qty.ndim != 3 or qty.shape[:2] != (B, A) or side.shape != (B, A):
         raise SerlError(f"post_limits: qty must have shape ({B}, {A}, K) and side ({B}, {A}), got {qty.shape} and {side.shape}")
-    if not np.isfinite(qty).all() or (qty < 0).any():
-        i = np.argwhere(~np.isfinite(qty) | (qty < 0))[0]; raise SerlError(f"post_limits: qty[{tuple(i)}] = {qty[tuple(i)]} must be finite and >= 0")
-    if ((side != 1) & (side != -1)).any(): raise SerlError("post_limits: side must be +1 or -1")
     K = qty.shape[2]
-    if self._limits is None: self._limits = dict(ids=np.full((B, A, K), -1, np.int64), side=side.astype(np.int64))
+    if self._limits is None: self._limits = dict(ids=np.full((B, A, K), -1, np.int64), side=side.copy())
     L = self._limits
     if L["ids"].shape[2] != K: raise SerlError(f"post_limits: the ladder has {L['ids'].shape[2]} levels, got {K}")
-    if ((L["ids"] >= 0).any(axis=2) & (side != L["side"])).any(): raise SerlError("post_limits: an agent with resting orders changed side")
-    L["side"] = side.astype(np.int64)
-    bk = self._bk; C = bk["o_id"].shape[1]
-    if (C - bk["meta"][:, _NLIVE]).min() < A * K + 1: self._bk = bk = grow_books(bk, 2 * C)
-    lots = np.floor(qty / self._unit[:, None, None] + 1e-9).astype(np.int64)
-    post_limits_nb(*(bk[f] for f in BookArrays._fields), L["ids"], lots, L["side"], self.msgs)
+    while True:                                               # one compiled call: checks, then every cancel/replace
+        code, i, a, k = post_limits_nb(*(self._bk[f] for f in BookArrays._fields), L["ids"], qty, self._unit, side, L["side"], self.msgs)
+        if code != 4: break
+        self._bk = grow_books(self._bk, 2 * self._bk["o_id"].shape[1])
+    if code == 1: raise SerlError(f"post_limits: qty[{i}, {a}, {k}] = {qty[i, a, k]} must be finite and >= 0")
+    if code == 2: raise SerlError(f"post_limits: side[{i}, {a}] = {side[i, a]} must be +1 or -1")
+    if code == 3: raise SerlError(f"post_limits: agent {a} of market {i} has resting orders and changed side")
 
 @patch
 def agent_book(self: MarketSim) -> dict:
