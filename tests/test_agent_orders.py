@@ -51,3 +51,15 @@ def test_allocation_action_checks():
     env.step(np.zeros((4, 4)))                                                    # all zero: hold
     assert (env.remaining == env.quantity).all()
     with pytest.raises(SerlError, match="action"): VecExecutionEnv(PANEL, orders, EnvConfig(action="limit"))
+
+
+def test_gymnasium_checker_with_the_allocation_action():
+    import warnings
+    from gymnasium.utils.env_checker import check_env
+    from serl.agent.envs import ExecutionEnv
+    orders = make_orders(PANEL, DataConfig("synthetic-nasdaq100", window_minutes=60), 0)
+    env = ExecutionEnv(PANEL, orders, EnvConfig(step_minutes=10, action="allocation", book_obs=True))
+    assert env.action_space.shape == (6,) and env.observation_space.shape == (30,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)

@@ -327,7 +327,8 @@ def check_action(self: VecExecutionEnv, action) -> np.ndarray:
 
 @patch
 def _check_allocation(self: VecExecutionEnv, a: np.ndarray) -> np.ndarray:
-    "Allocation weights (B, K + 2): finite, clipped at 0 and normalised to sum 1 (an all-zero row holds)."
+    "Allocation weights (B, K + 2) (or (K + 2,) for one env): finite, clipped at 0 and normalised to sum 1 (an all-zero row holds)."
+    if self.num_envs == 1 and a.shape == (self.act_dim,): a = a[None]
     if a.shape != (self.num_envs, self.act_dim): raise SerlError(f"action must have shape ({self.num_envs}, {self.act_dim}) (market, limit 1..K, hold), got {a.shape}")
     bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
     if len(bad): raise SerlError(f"action is NaN/inf at batch slot {bad[0]} (order {self.idx[bad[0]]}); the env state is unchanged")
