@@ -566,6 +566,7 @@ class MultiAgentExecutionEnv(ParallelEnv):
 
     def __init__(self, panel, orders, n_agents: int = 3, cfg: EnvConfig | None = None, comm=None,
                  reward_fn=terminal_pa_reward, seed: int | None = None, market_cfg=None, profiles=None):
+        if cfg is not None and cfg.action != "rate": raise SerlError(f"MultiAgentExecutionEnv: EnvConfig.action must be 'rate', got {cfg.action!r}")
         if len(orders) % n_agents: raise SerlError(f"{len(orders)} orders are not groups of n_agents={n_agents} (use group_orders)")
         self.vec = DynamicVecExecutionEnv(panel, orders, cfg, num_envs=n_agents, reward_fn=reward_fn, seed=seed,
                                           market_cfg=market_cfg, profiles=profiles, n_agents=n_agents)
