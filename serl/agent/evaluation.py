@@ -13,7 +13,7 @@ from ..core import SerlError, EnvConfig
 from ..market.data import Orders
 from .envs import evaluate
 from .baselines import Policy
-from .learned import LearnedConfig, POLICY_CLASSES
+from .learned import LearnedConfig, POLICY_CLASSES, policy_env_cfg
 
 # %% auto #0
 __all__ = ['ORDER_COLUMNS', 'RandomPolicy', 'untrained_policy', 'control_policies', 'training_steps', 'evaluate_sets',
@@ -27,17 +27,16 @@ class RandomPolicy(Policy):
     def __init__(self, seed: int = 0): self.seed, self.g = seed, np.random.default_rng([seed, 11])
     def __call__(self, obs, env): return self.g.random(env.num_envs)
 
-def untrained_policy(env_cfg: EnvConfig, cfg: LearnedConfig | None = None, seed: int = 0):
-    "Control: the PPO baseline's network (`cfg`'s architecture) with its seeded initial weights and no update."
+def untrained_policy(env_cfg: EnvConfig, cfg: LearnedConfig | None = None, seed: int = 0, method: str = "PPO"):
+    "Control: learned baseline `method`'s network (`cfg`'s architecture, its env) with its seeded initial weights and no update."
     import torch
-    from dataclasses import replace
     from serl.agent.envs import obs_dim
     cfg = cfg or LearnedConfig()
-    env_cfg = replace(env_cfg, step_minutes=max(env_cfg.step_minutes, cfg.step_minutes))   # as train_learned runs it
+    env_cfg = policy_env_cfg(method, env_cfg, cfg)                                         # as train_learned runs it
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        pol = POLICY_CLASSES["PPO"](env_cfg, cfg, obs_dim(env_cfg))
-    pol.name = "Untrained"
+        pol = POLICY_CLASSES[method](env_cfg, cfg, obs_dim(env_cfg))
+    pol.name = "Untrained" if method == "PPO" else f"Untrained {method}"
     return pol
 
 def control_policies(env_cfg: EnvConfig, cfg: LearnedConfig | None = None, seed: int = 0) -> dict:
