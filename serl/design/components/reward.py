@@ -50,7 +50,9 @@ def sample_reward_batch(B: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
     done = (t == n_steps - 1).astype(float)
     x = dict(fill=fill, fill_value=fill * px(), exec_qty=exec_qty, exec_value=np.nan_to_num(avg) * exec_qty, avg_price=avg,
              mkt_volume=mkt_volume, mkt_value=mkt_value, vwap_so_far=mkt_value / mkt_volume, quantity=qty,
-             remaining=qty - exec_qty, time_left=1 - (t + 1) / n_steps, side=side, arrival=arrival, done=done)
+             remaining=qty - exec_qty, time_left=1 - (t + 1) / n_steps, side=side, arrival=arrival, done=done,
+             passive_qty=np.floor(exec_qty * g.uniform(0, 0.5, B)))               # the part of exec_qty filled by resting limit orders
+    x["passive_value"] = x["passive_qty"] * px()
     x["vwap_so_far"][0] = np.nan
     assert tuple(x) == FIELDS, "sample_reward_batch is out of date with serl.agent.envs.FIELDS"
     x["env_reward"] = np.where(done > 0, g.normal(0, 5, B), 0.0)
