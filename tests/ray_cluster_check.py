@@ -11,7 +11,7 @@ from serl.market.data import load_dataset
 from serl.design.designers import ScriptedLLM
 from serl.loop.evolve import run_serl
 from serl.loop.inner import evolve_config
-from serl.loop.executor import LocalCluster, Executor, connect, cluster_nodes, RayPool
+from serl.loop.cluster import LocalCluster, Executor, connect, cluster_nodes, RayPool
 
 GOOD = "```python\nimport torch\n\ndef reward(batch):\n    return batch['env_reward'] + W * batch['fill'] / batch['quantity']\n```"
 dc = DataConfig(dataset="synthetic-nasdaq100", n_instruments=3, n_days=30, window_options=EXPERIMENT_WINDOWS)

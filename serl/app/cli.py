@@ -10,7 +10,7 @@ import argparse, importlib, os, sys, time
 from pathlib import Path
 
 from ..core import SerlError, SCALES, repo_root, note
-from ..loop.executor import EXECUTORS, RAY_EXTRA, Executor, require_ray
+from ..loop.cluster import EXECUTORS, RAY_EXTRA, Executor, require_ray
 from ..market.data import dataset_slug
 
 # %% auto #0
@@ -238,12 +238,12 @@ def main(argv: list[str] | None = None) -> int:
             calls = [dict(name=args.experiment, dataset=ds, scale=args.scale, seed=args.seed, out_dir=args.out, runs_dir=args.runs,
                           **({"llm": args.llm} if args.llm else {}), **params) for ds in datasets]
             if ex.is_ray:
-                from serl.loop.executor import connect, cluster_address, cluster_summary
+                from serl.loop.cluster import connect, cluster_address, cluster_summary
                 connect(ex); ex = Executor("ray", cluster_address())
                 note(cluster_summary())
             os.environ.update(ex.env())                 # the notebooks' kernels (child processes) send their trainings there
             if ex.is_ray and len(datasets) > 1:         # the datasets as Ray tasks (each mostly waits for its own trainings)
-                from serl.loop.executor import map_calls
+                from serl.loop.cluster import map_calls
                 t0 = time.time()
                 for dest in map_calls(run_experiment, calls, ex, desc="datasets", num_cpus=0): note(f"wrote {dest.parent}")
                 note(f"{len(datasets)} datasets in {time.time() - t0:.0f} s")
