@@ -52,13 +52,30 @@ try:
     res.update(local=local, ray=remote, killed_pid=killed.get("pid"))
     assert killed and not Path(f"/proc/{killed['pid']}").exists(), killed
     for k in ("best", "val", "rungs", "final"): assert local[k] == remote[k], (k, local[k], remote[k])
+    ray.shutdown()
+
+    # `serl reproduce --executor ray`: two datasets as Ray tasks, their notebooks' kernels on the cluster too; against local
+    def reproduce(dest, *extra):
+        t = time.time()
+        cmd = [str(Path(sys.executable).parent/"serl"), "reproduce", "--scale", "smoke", "--dataset", "synthetic-csi100",
+               "--dataset", "synthetic-nasdaq100", "-p", "learned=False", "-p", "se_rl=False", "--out", str(dest), *extra]
+        r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SERL_EXECUTOR": "", "SERL_RAY_ADDRESS": ""})
+        assert r.returncode == 0, r.stderr[-3000:]
+        tables = {ds: pd.read_csv(dest/ds/"main_table.csv").round(9).to_dict("records") for ds in ("synthetic-csi100", "synthetic-nasdaq100")}
+        return tables, time.time() - t, r.stderr
+    import pandas as pd
+    rl, res_l_s, _ = reproduce(out/"rep-local")
+    rr, res_r_s, log = reproduce(out/"rep-ray", "--executor", "ray", "--ray-address", cluster.address)
+    assert "Ray cluster 127.0.0.1" in log and "2 node(s)" in log, log[-2000:]
+    res["reproduce"] = dict(local=rl, ray=rr, local_s=res_l_s, ray_s=res_r_s)
 except BaseException:
     import traceback; res["error"] = traceback.format_exc(); print(res["error"], flush=True)
     raise
 finally:
     import ray as _ray
-    _ray.shutdown()
+    if _ray.is_initialized(): _ray.shutdown()
+    started = sorted(set(cluster.pids) | set(cluster._own_pids()))
     cluster.stop()
-    res["left_pids"] = [p for p in cluster.pids if Path(f"/proc/{p}").exists()]
+    res["left_pids"] = [p for p in started if Path(f"/proc/{p}").exists()]
     (out/"result.json").write_text(json.dumps(res, indent=1, default=str))
 print(json.dumps(res, default=str))
