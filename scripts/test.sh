@@ -3,7 +3,7 @@
 # the notebooks' own tests (nbdev-test) and the end-to-end tests (pytest).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/setup.sh dev,docs
+source scripts/setup.sh dev,docs,ray
 # the docs-site browser tests need Chromium: install it (as scripts/docs_test.sh does) or say loudly that they skip
 source scripts/chromium.sh || echo "WARNING: no Chromium: the 4 docs-site browser tests in tests/test_docs_site.py will be SKIPPED" >&2
 echo "== nbdev-test (notebook tests) =="
