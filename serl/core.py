@@ -54,6 +54,11 @@ class EnvConfig:
     half_spread_bps: float = COST_MODELS["simulated"]["half_spread_bps"]  # h: half the spread, crossed by every fill (data without a spread column)
     impact_bps: float = COST_MODELS["simulated"]["impact_bps"]            # eta: temporary impact, cost += eta * sqrt(fill / bar volume)
     lookback: int = 5                 # past bars in the observation
+    action: str = "rate"              # "rate": a in [0, 1] per step; "allocation": weights over (market, limit level 1..K, hold) (chapter envs)
+    limit_levels: int = 4             # K: limit price levels of the allocation action (level 1: the best quote on the order's side)
+    book_obs: bool = False            # append the order-book features (`serl.agent.envs.BOOK_FEATURES`) to the observation
+    passive_touch: float = 0.0        # static env: a bar that only touches a resting limit fills this share of it (queue haircut); calibrated
+                                      # (serl.agent.evaluation.calibrate_passive_touch, SPY train days, 30-minute steps): 0.0
 
 def cost_model(name: str) -> dict:
     "The `EnvConfig` fields of the named static cost model, e.g. `EnvConfig(**cost_model(\"legacy\"))`."

@@ -18,7 +18,7 @@ PKG = Path(__file__).resolve().parents[1] / "serl"
 LAYERS = ["core", "market", "agent", "design", "loop", "app"]
 MAX_LINES = 650                      # "about 600" (the issue); the generated _modidx.py aside
 KIND_NAMES = ("reward", "network", "communication", "profiles", "scenario")
-ISOLATION = {"serl.design.sandbox", "serl.design.static_check"}       # the sandbox's modules (stage 2 and stage 1)
+ISOLATION = {"serl.design.sandbox", "serl.design.static_check", "serl.design.isolation", "serl.design.executor"}       # the sandbox's modules (stage 2 and stage 1)
 
 
 def modules() -> dict[str, Path]:

@@ -1,7 +1,8 @@
 """No observation sees the future (issue 13). Perturb every bar from a moment t on (prices and volumes of the rest of that
 day and of every later day, `serl.market.data.perturb_future`): everything decided or observed up to t must be identical.
 Four paths: the parent orders (`make_orders`, `order_sets`), the static env, the dynamic env and the multi-agent env
-(observations, fills, rewards and info up to decision t). Each check also asserts that something after t did change, so
+(observations, fills, rewards and info up to decision t); the two envs also with limit orders and the book features
+(issue 16: `action="allocation"`, `book_obs=True`). Each check also asserts that something after t did change, so
 the perturbation bites. Plus the two leaks this probe found, as regressions: an instrument's first-day order sized on its
 own day's volume, and the simulator normalised by whole-day statistics (its unit, grid and activity)."""
 from dataclasses import replace
@@ -20,6 +21,7 @@ PANEL = generate_synthetic("synthetic-nasdaq100", 3, 4, seed=1)      # 3 stocks 
 DATES = np.unique(PANEL.date)
 DATA = DataConfig("synthetic-nasdaq100", window_minutes=60, orders_per_day=2)
 ENV = EnvConfig(step_minutes=10, lookback=5)
+LIMITS = replace(ENV, action="allocation", book_obs=True)           # limit orders in the book, book features observed
 K = ENV.step_minutes
 
 
@@ -88,12 +90,14 @@ def window_orders(panel, date, start, n_agents=1):
     return Orders(o.row[m], o.side[m], o.quantity[m], np.full(m.sum(), start), o.length)
 
 
-def vec_rollout(env_cls, panel, date, start):
+def vec_rollout(env_cls, panel, date, start, cfg=ENV):
     "Reset (decision 0) and every step of fixed actions: [obs_0, (obs_1, reward, terminated, info), ...]."
     orders = window_orders(panel, date, start)
-    env = env_cls(panel, orders, ENV, num_envs=len(orders), seed=0)
+    env = env_cls(panel, orders, cfg, num_envs=len(orders), seed=0)
     obs, _ = env.reset(idx=np.arange(len(orders)))
-    acts = np.random.default_rng(0).uniform(0.2, 1.0, (env.n_steps, len(orders)))
+    g = np.random.default_rng(0)
+    acts = (g.uniform(0.2, 1.0, (env.n_steps, len(orders))) if env.act_dim == 1 else    # rates, or allocation weights
+            g.dirichlet(np.ones(env.act_dim), (env.n_steps, len(orders))))
     seen = [obs]
     for t in range(env.n_steps):
         obs, r, term, _, info = env.step(acts[t])
@@ -121,13 +125,15 @@ CASES = [(0, 0, 0), (1, 0, 2), (2, 57, 3)]                # (day, window start, 
 
 
 @pytest.mark.parametrize("day, start, d", CASES)
-@pytest.mark.parametrize("path", ["static", "dynamic", "multi-agent"])
+@pytest.mark.parametrize("path", ["static", "dynamic", "multi-agent", "static-limits", "dynamic-limits"])
 def test_envs_ignore_the_future(path, day, start, d):
     date, t = DATES[day], start + d * K
     fut = perturb_future(PANEL, date, t, seed=day + 1)
     run = {"static": lambda p: vec_rollout(VecExecutionEnv, p, date, start),
            "dynamic": lambda p: vec_rollout(DynamicVecExecutionEnv, p, date, start),
-           "multi-agent": lambda p: ma_rollout(p, date, start)}[path]
+           "multi-agent": lambda p: ma_rollout(p, date, start),
+           "static-limits": lambda p: vec_rollout(VecExecutionEnv, p, date, start, LIMITS),
+           "dynamic-limits": lambda p: vec_rollout(DynamicVecExecutionEnv, p, date, start, LIMITS)}[path]
     a, b = run(PANEL), run(fut)
     assert same(a[:d + 1], b[:d + 1])                      # up to decision d: observations, fills, rewards, info
     assert not same(a[d + 1:], b[d + 1:])                  # after it: the changed bars show

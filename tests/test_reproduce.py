@@ -12,7 +12,7 @@ def test_main_table_smoke_synthetic(tmp_path):
     nb = run_experiment("main_table", dataset="synthetic-csi100", scale="smoke", seed=1, out_dir=tmp_path, progress=False, learned=False, se_rl=False)
     out = nb.parent
     t = pd.read_csv(out / "main_table.csv", index_col="method")
-    assert list(t.index) == ["TWAP", "VWAP", "POV", "AC", "Immediate", "Untrained", "Random"]
+    assert list(t.index) == ["TWAP", "VWAP", "POV", "AC", "Immediate", "TWAP-passive", "Untrained", "Random"]
     assert t["PA"].notna().all()
     # the paper's numbers sit in their own column, only for the methods the paper has
     assert t.loc["TWAP", "paper_PA_bps"] == pytest.approx(-0.12) and pd.isna(t.loc["POV", "paper_PA_bps"])

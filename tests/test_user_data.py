@@ -13,7 +13,7 @@ from serl.market.data import min_trading_days
 from serl.market.synthetic import generate_synthetic
 from serl.app.cli import main, run_experiment
 
-METHODS = ["TWAP", "VWAP", "POV", "AC", "Immediate", "Untrained", "Random", "PPO", "HALOP", "MacMic", "SE-RL"]
+METHODS = ["TWAP", "VWAP", "POV", "AC", "Immediate", "TWAP-passive", "Untrained", "Random", "PPO", "HALOP", "MacMic", "CW-LN", "Dirichlet", "SE-RL"]
 
 
 def user_bars(days: int = 6, instruments: int = 2) -> pd.DataFrame:
@@ -53,7 +53,7 @@ def test_parquet_through_main_table_with_serl(tmp_path):
     user_bars(min_trading_days()).to_parquet(pq, index=False)
     nb = run_experiment("main_table", dataset=f"parquet:{pq}", scale="smoke", out_dir=tmp_path / "out", learned=False, progress=False)
     t = pd.read_csv(nb.parent / "main_table.csv", index_col="method")
-    assert list(t.index) == ["TWAP", "VWAP", "POV", "AC", "Immediate", "Untrained", "Random", "SE-RL"] and t["PA"].notna().all()
+    assert list(t.index) == ["TWAP", "VWAP", "POV", "AC", "Immediate", "TWAP-passive", "Untrained", "Random", "SE-RL"] and t["PA"].notna().all()
     assert (tmp_path / "out" / "runs" / "user-mybars" / "smoke" / "serl-seed0" / "records.jsonl").exists()
 
 

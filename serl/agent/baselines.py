@@ -6,12 +6,15 @@ Docs: https://serl-dev.github.io/serl/baselines.html.md"""
 
 # %% ../../nbs/06_baselines.ipynb #ecfe4298
 from __future__ import annotations
+from dataclasses import replace
+
 import numpy as np
 
 from ..core import SerlError, EnvConfig
 
 # %% auto #0
-__all__ = ['Policy', 'step_share', 'TWAP', 'Immediate', 'volume_profile', 'VWAP', 'POV', 'AlmgrenChriss', 'rule_baselines']
+__all__ = ['Policy', 'step_share', 'TWAP', 'Immediate', 'volume_profile', 'VWAP', 'POV', 'AlmgrenChriss', 'PassiveTWAP',
+           'rule_baselines']
 
 # %% ../../nbs/06_baselines.ipynb #601d6c48
 class Policy:
@@ -108,8 +111,25 @@ class AlmgrenChriss(Policy):
             self._w = -np.diff(x, axis=1)                                      # shares per bar, sums to 1
         return step_share(self._w, env.t, env.step_minutes)
 
+# %% ../../nbs/06_baselines.ipynb #40997e17
+class PassiveTWAP(Policy):
+    "TWAP posting at the touch: each slice Q/T rests at level 1 for its step; the unfilled rest of earlier slices is crossed."
+    name = "TWAP-passive"
+    env_overrides = dict(action="allocation")
+    def fit(self, train_panel, env_cfg: EnvConfig | None = None):
+        self.env_cfg = replace(env_cfg or EnvConfig(), **self.env_overrides); return self
+
+    def __call__(self, obs, env):
+        if env.act_dim < 3: raise SerlError(f"{self.name}: needs the allocation action; run it in policy.env_cfg (action='allocation')")
+        T, t, Q, R = env.n_steps, env.t, env.quantity, env.remaining
+        safe = np.where(R > 0, R, 1.0); w = np.zeros((env.num_envs, env.act_dim))
+        w[:, 0] = np.clip((R - Q * (1 - t / T)) / safe, 0.0, 1.0)             # behind the TWAP schedule: cross it
+        w[:, 1] = np.clip(Q / T / safe, 0.0, 1.0 - w[:, 0])                   # this step's slice rests at the touch
+        w[:, -1] = 1.0 - w[:, 0] - w[:, 1]
+        return w
+
 # %% ../../nbs/06_baselines.ipynb #04bee869
 def rule_baselines(train_panel, env_cfg: EnvConfig | None = None) -> dict:
     "All rule baselines, fitted on the training panel: {name: policy}."
-    pols = [TWAP(), VWAP(), POV(), AlmgrenChriss(), Immediate()]
+    pols = [TWAP(), VWAP(), POV(), AlmgrenChriss(), Immediate(), PassiveTWAP()]
     return {p.name: p.fit(train_panel, env_cfg) for p in pols}

@@ -18,24 +18,34 @@ from ..core import SerlError, EnvConfig
 from ..market.metrics import pa_bps
 
 # %% auto #0
-__all__ = ['PRIVATE_FEATURES', 'FIELDS', 'F_FILL', 'F_FILL_VALUE', 'F_EXEC_QTY', 'F_EXEC_VALUE', 'F_AVG', 'F_MKT_VOL',
-           'F_MKT_VAL', 'F_VWAP', 'F_QTY', 'F_REM', 'F_TIME_LEFT', 'F_SIDE', 'F_ARRIVAL', 'F_DONE',
-           'UNFILLED_PENALTY_BPS', 'BENCHMARKS', 'obs_dim', 'obs_names', 'Episodes', 'build_episodes', 'child_qty',
-           'bar_want', 'finish_step', 'first_bad_action', 'terminal_pa_reward', 'VecExecutionEnv', 'ExecutionEnv',
-           'Evaluation', 'evaluate', 'DynamicVecExecutionEnv', 'NoMessage', 'MeanMessage', 'group_orders',
-           'MultiAgentExecutionEnv', 'bench_static']
+__all__ = ['PRIVATE_FEATURES', 'BOOK_FEATURES', 'ACTIONS', 'FIELDS', 'F_FILL', 'F_FILL_VALUE', 'F_EXEC_QTY', 'F_EXEC_VALUE',
+           'F_AVG', 'F_MKT_VOL', 'F_MKT_VAL', 'F_VWAP', 'F_QTY', 'F_REM', 'F_TIME_LEFT', 'F_SIDE', 'F_ARRIVAL',
+           'F_DONE', 'F_PASSIVE_QTY', 'F_PASSIVE_VALUE', 'UNFILLED_PENALTY_BPS', 'BENCHMARKS', 'obs_dim', 'obs_names',
+           'act_dim', 'Episodes', 'build_episodes', 'child_qty', 'bar_want', 'finish_step', 'first_bad_action',
+           'terminal_pa_reward', 'VecExecutionEnv', 'ExecutionEnv', 'Evaluation', 'evaluate', 'DynamicVecExecutionEnv',
+           'NoMessage', 'MeanMessage', 'group_orders', 'MultiAgentExecutionEnv', 'bench_static']
 
 # %% ../../nbs/05_envs.ipynb #8c1d8c8d
 PRIVATE_FEATURES = ("time_left", "inventory_left", "schedule_gap", "drift", "side")
+BOOK_FEATURES = ("spread_bps", *(f"depth_own[{k}]" for k in range(1, 6)), *(f"depth_opp[{k}]" for k in range(1, 6)),
+                 "imbalance", "last_trade_sign", "queue_ahead", "resting")
+ACTIONS = ("rate", "allocation")
 
 def obs_dim(cfg: EnvConfig) -> int:
     "Length of the observation vector for `cfg`."
-    return 2 * cfg.lookback + len(PRIVATE_FEATURES)
+    return 2 * cfg.lookback + len(BOOK_FEATURES) * bool(cfg.book_obs) + len(PRIVATE_FEATURES)
 
 def obs_names(cfg: EnvConfig) -> list[str]:
     "Names of the observation entries, in order."
-    return ([f"ret[{i - cfg.lookback}]" for i in range(cfg.lookback)] +
-            [f"logvol[{i - cfg.lookback}]" for i in range(cfg.lookback)] + list(PRIVATE_FEATURES))
+    return ([f"ret[{i - cfg.lookback}]" for i in range(cfg.lookback)] + [f"logvol[{i - cfg.lookback}]" for i in range(cfg.lookback)]
+            + (list(BOOK_FEATURES) if cfg.book_obs else []) + list(PRIVATE_FEATURES))
+
+def act_dim(cfg: EnvConfig) -> int:
+    "1 (the rate a) or K + 2 (allocation weights over market, limit levels 1..K, hold)."
+    if cfg.action not in ACTIONS: raise SerlError(f"EnvConfig.action must be one of {ACTIONS}, got {cfg.action!r}")
+    if cfg.action == "rate": return 1
+    if not 1 <= cfg.limit_levels <= 20: raise SerlError(f"EnvConfig.limit_levels must be in [1, 20], got {cfg.limit_levels}")
+    return cfg.limit_levels + 2
 
 # %% ../../nbs/05_envs.ipynb #0fa95cf6
 @dataclass
@@ -43,6 +53,8 @@ class Episodes:
     "Per-order arrays of shape (N, lookback + length); column lookback + j is window bar j."
     price: np.ndarray        # typical price (fills and market VWAP)
     close: np.ndarray
+    low: np.ndarray          # bar low / high (the static passive-fill model)
+    high: np.ndarray
     volume: np.ndarray
     half_spread: np.ndarray  # bps
     ret: np.ndarray          # feature: log return, units of 10 bps
@@ -74,18 +86,20 @@ def build_episodes(panel, orders, cfg: EnvConfig) -> Episodes:
     prev = panel.close[r, np.clip(cols - 1, 0, None)]
     ret = np.where(cols >= 1, 1e3 * np.log(close / prev), 0.0)
     qty = np.asarray(orders.quantity, dtype=np.float64)
-    half = (np.full(cols.shape, cfg.half_spread_bps) if panel.spread_bps is None else 0.5 * panel.spread_bps[r, cc])
+    half = (np.full(cols.shape, cfg.half_spread_bps) if panel.spread_bps is None                # before the open: the model's h
+            else np.where(before_open, cfg.half_spread_bps, 0.5 * panel.spread_bps[r, cc]))
     arrival = np.where(start > 0, panel.close[row, np.clip(start - 1, 0, None)], panel.open[row, start])
-    return Episodes(price=panel.typical[r, cc], close=close, volume=volume, half_spread=half, ret=ret,
+    low, high = (np.where(before_open, panel.open[r, 0], x[r, cc]) for x in (panel.low, panel.high))
+    return Episodes(price=panel.typical[r, cc], close=close, low=low, high=high, volume=volume, half_spread=half, ret=ret,
                     logvol=np.log1p(volume / (qty / L)[:, None]), arrival=arrival,
                     side=np.asarray(orders.side, dtype=np.float64), quantity=qty,
                     lot=np.asarray(panel.lot_size, dtype=np.float64)[row], lookback=P, length=L)
 
 # %% ../../nbs/05_envs.ipynb #f3ee7133
 FIELDS = ("fill", "fill_value", "exec_qty", "exec_value", "avg_price", "mkt_volume", "mkt_value",
-          "vwap_so_far", "quantity", "remaining", "time_left", "side", "arrival", "done")
+          "vwap_so_far", "quantity", "remaining", "time_left", "side", "arrival", "done", "passive_qty", "passive_value")
 (F_FILL, F_FILL_VALUE, F_EXEC_QTY, F_EXEC_VALUE, F_AVG, F_MKT_VOL, F_MKT_VAL, F_VWAP, F_QTY, F_REM,
- F_TIME_LEFT, F_SIDE, F_ARRIVAL, F_DONE) = range(len(FIELDS))
+ F_TIME_LEFT, F_SIDE, F_ARRIVAL, F_DONE, F_PASSIVE_QTY, F_PASSIVE_VALUE) = range(len(FIELDS))
 
 # %% ../../nbs/05_envs.ipynb #d4284bb5
 @njit(cache=True)
@@ -119,6 +133,13 @@ def first_bad_action(action):
 
 # %% ../../nbs/05_envs.ipynb #3dbda850
 @njit(cache=True)
+def _market_fill(want, cap, v, p, rem, lot, s, h, impact_bps):
+    "(shares, $) of a bar's marketable child order: f = child_qty(...), at p~ = p (1 + s (h + eta sqrt(f/V)) 1e-4)."
+    q = child_qty(want, cap, v, rem, lot)
+    if q <= 0.0: return 0.0, 0.0
+    return q, q * (p * (1.0 + s * 1e-4 * (h + impact_bps * np.sqrt(q / v))))
+
+@njit(cache=True)
 def _step_kernel(idx, action, t, n_steps, k, P, L, cap, impact_bps, price, volume, half_spread, lot, S):
     j0 = P + t * k
     j1 = min(j0 + k, P + L)
@@ -131,12 +152,10 @@ def _step_kernel(idx, action, t, n_steps, k, P, L, cap, impact_bps, price, volum
             v, p = volume[o, j], price[o, j]
             S[F_MKT_VAL, i] += p * v                                   # market VWAP numerator: sum p_j V_j
             S[F_MKT_VOL, i] += v
-            q = child_qty(want, cap, v, rem, lot[o])
-            if q > 0.0:
-                px = p * (1.0 + s * 1e-4 * (half_spread[o, j] + impact_bps * np.sqrt(q / v)))  # p~ = p (1 + s (h + eta sqrt(f/V)) 1e-4)
-                rem -= q
-                f_step += q
-                v_step += q * px
+            q, x = _market_fill(want, cap, v, p, rem, lot[o], s, half_spread[o, j], impact_bps)
+            rem -= q
+            f_step += q
+            v_step += x
         S[F_REM, i] = rem
         finish_step(S, i, f_step, v_step, t, n_steps)
 
@@ -149,11 +168,51 @@ def _observe_kernel(idx, t, k, P, L, ret, logvol, close, S, out):
             out[i, m] = ret[o, j - P + m]
             out[i, P + m] = logvol[o, j - P + m]
         tl, inv = S[F_TIME_LEFT, i], S[F_REM, i] / S[F_QTY, i]
-        out[i, 2 * P] = tl
-        out[i, 2 * P + 1] = inv
-        out[i, 2 * P + 2] = inv - tl
-        out[i, 2 * P + 3] = 1e3 * np.log(close[o, j - 1] / S[F_ARRIVAL, i]) if j > 0 else 0.0
-        out[i, 2 * P + 4] = S[F_SIDE, i]
+        q = out.shape[1] - 5                  # the private features come last (after the book features, if any)
+        out[i, q] = tl
+        out[i, q + 1] = inv
+        out[i, q + 2] = inv - tl
+        out[i, q + 3] = 1e3 * np.log(close[o, j - 1] / S[F_ARRIVAL, i]) if j > 0 else 0.0
+        out[i, q + 4] = S[F_SIDE, i]
+
+# %% ../../nbs/05_envs.ipynb #c3f5ab18
+@njit(cache=True)
+def _alloc_kernel(idx, w, t, n_steps, k, P, L, cap, impact_bps, touch, price, close, low, high, volume, half_spread, lot,
+                  S, pfill, pval, resting):
+    "The allocation action's step: market part as `_step_kernel`, the ladder by the passive-fill model (above)."
+    j0 = P + t * k
+    j1 = min(j0 + k, P + L)
+    K = w.shape[1] - 2; last = t == n_steps - 1
+    q = np.empty(K)
+    for i in range(idx.shape[0]):
+        o = idx[i]
+        rem, s = S[F_REM, i], S[F_SIDE, i]
+        want = bar_want(w[i, 0], rem, last, j1 - j0)
+        c = close[o, j0 - 1]; tick = 0.01 if c >= 1.0 else 1e-4
+        ref = c * (1.0 - s * half_spread[o, j0 - 1] * 1e-4) / tick          # the touch on the order's side, in ticks
+        ref = (np.floor(ref + 1e-9) if s > 0 else np.ceil(ref - 1e-9)) * tick
+        for m in range(K): q[m] = 0.0 if last else w[i, m + 1] * rem
+        f_step, v_step = 0.0, 0.0
+        for j in range(j0, j1):
+            v, p = volume[o, j], price[o, j]
+            S[F_MKT_VAL, i] += p * v
+            S[F_MKT_VOL, i] += v
+            fq, fv = _market_fill(want, cap, v, p, rem, lot[o], s, half_spread[o, j], impact_bps)
+            rem -= fq; f_step += fq; v_step += fv
+            room = v - fq                                               # the bar's volume not yet taken by the order
+            for m in range(K):
+                pk = ref - s * m * tick
+                through = low[o, j] < pk - 0.5 * tick if s > 0 else high[o, j] > pk + 0.5 * tick
+                touched = low[o, j] <= pk + 0.5 * tick if s > 0 else high[o, j] >= pk - 0.5 * tick
+                frac = 1.0 if through else (touch if touched else 0.0)
+                fq = np.floor(min(frac * q[m], room, rem) / lot[o] + 1e-9) * lot[o]
+                if fq > 0.0:
+                    q[m] -= fq; rem -= fq; room -= fq; f_step += fq; v_step += fq * pk
+                    pfill[i, j - P] += fq; pval[i, j - P] += fq * pk
+                    S[F_PASSIVE_QTY, i] += fq; S[F_PASSIVE_VALUE, i] += fq * pk
+        resting[i] = q.sum()
+        S[F_REM, i] = rem
+        finish_step(S, i, f_step, v_step, t, n_steps)
 
 # %% ../../nbs/05_envs.ipynb #1399b7de
 UNFILLED_PENALTY_BPS = 100.0
@@ -176,7 +235,7 @@ class VecExecutionEnv:
         self.panel, self.orders = panel, orders
         self.ep = build_episodes(panel, orders, self.cfg)
         self.num_envs = int(num_envs or len(orders))
-        self.obs_dim, self.act_dim = obs_dim(self.cfg), 1
+        self.obs_dim, self.act_dim = obs_dim(self.cfg), act_dim(self.cfg)
         self.length, self.step_minutes = self.ep.length, self.cfg.step_minutes
         self.n_steps = -(-self.length // self.step_minutes)
         self.reward_fn = reward_fn
@@ -227,12 +286,30 @@ def _begin(self: VecExecutionEnv, seed, idx):
     self.S[F_QTY], self.S[F_REM], self.S[F_SIDE], self.S[F_ARRIVAL] = e.quantity[idx], e.quantity[idx], e.side[idx], e.arrival[idx]
     self.S[F_TIME_LEFT] = 1.0
     self._obs = np.zeros((B, self.obs_dim), dtype=np.float32)
+    self._pfill, self._pval = np.zeros((B, self.length)), np.zeros((B, self.length))   # passive shares and $ per window bar
+    self._resting = np.zeros(B)
 
 @patch
 def _observe(self: VecExecutionEnv):
     e = self.ep
     _observe_kernel(self.idx, self.t, self.step_minutes, e.lookback, e.length, e.ret, e.logvol, e.close, self.S, self._obs)
+    if self.cfg.book_obs: self._obs[:, 2 * e.lookback:2 * e.lookback + len(BOOK_FEATURES)] = self.book_features()
     return self._obs.copy()
+
+@patch
+def book_features(self: VecExecutionEnv) -> np.ndarray:
+    "(B, len(BOOK_FEATURES)) from bars: the cost model's spread, the tick rule's sign, the ladder's leftover; the rest masked (0)."
+    e = self.ep; j = e.lookback + min(self.t * self.step_minutes, self.length); s = self.S[F_SIDE]
+    out = np.zeros((self.num_envs, len(BOOK_FEATURES)))
+    out[:, 0] = 2 * e.half_spread[self.idx, j - 1]
+    out[:, -3] = np.sign(e.ret[self.idx, j - 1]) * s
+    out[:, -1] = self._resting / self.S[F_QTY]
+    return out
+
+@patch
+def mid_path(self: VecExecutionEnv) -> np.ndarray:
+    "(B, length) mid at the end of each window bar, for the execution-quality metrics: the bar's close in the static env."
+    return self.ep.close[self.idx, self.ep.lookback:]
 
 # %% ../../nbs/05_envs.ipynb #5ce8a8e7
 @patch
@@ -240,6 +317,7 @@ def check_action(self: VecExecutionEnv, action) -> np.ndarray:
     "A batch of actions as float64 (B,); wrong shape or NaN/inf raise (finite values are clipped later)."
     if self.t is None or self.t >= self.n_steps: raise SerlError("step() called before reset() or after the episode ended")
     a = np.asarray(action, dtype=np.float64)
+    if self.act_dim > 1: return self._check_allocation(a)
     if a.size != self.num_envs or a.ndim > 2 or (a.ndim == 2 and a.shape[1] != 1):
         raise SerlError(f"action must have shape ({self.num_envs},) or ({self.num_envs}, 1), got {a.shape}")
     a = a.reshape(-1)
@@ -248,9 +326,23 @@ def check_action(self: VecExecutionEnv, action) -> np.ndarray:
     return a
 
 @patch
+def _check_allocation(self: VecExecutionEnv, a: np.ndarray) -> np.ndarray:
+    "Allocation weights (B, K + 2) (or (K + 2,) for one env): finite, clipped at 0 and normalised to sum 1 (an all-zero row holds)."
+    if self.num_envs == 1 and a.shape == (self.act_dim,): a = a[None]
+    if a.shape != (self.num_envs, self.act_dim): raise SerlError(f"action must have shape ({self.num_envs}, {self.act_dim}) (market, limit 1..K, hold), got {a.shape}")
+    bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
+    if len(bad): raise SerlError(f"action is NaN/inf at batch slot {bad[0]} (order {self.idx[bad[0]]}); the env state is unchanged")
+    a = np.maximum(a, 0.0); tot = a.sum(axis=1, keepdims=True)
+    return np.where(tot > 0, a / np.where(tot > 0, tot, 1.0), np.eye(self.act_dim)[-1])
+
+@patch
 def _execute(self: VecExecutionEnv, a: np.ndarray):
     "Fill step `t`'s child orders at historical prices with the cost model (updates `S`)."
     e, c = self.ep, self.cfg
+    if a.ndim == 2:
+        return _alloc_kernel(self.idx, a, self.t, self.n_steps, self.step_minutes, e.lookback, e.length, c.participation_cap,
+                             c.impact_bps, c.passive_touch, e.price, e.close, e.low, e.high, e.volume, e.half_spread, e.lot,
+                             self.S, self._pfill, self._pval, self._resting)
     _step_kernel(self.idx, a, self.t, self.n_steps, self.step_minutes, e.lookback, e.length,
                  c.participation_cap, c.impact_bps, e.price, e.volume, e.half_spread, e.lot, self.S)
 
@@ -280,7 +372,7 @@ class ExecutionEnv(gym.Env):
                  vec_cls=None, **vec_kw):
         self.vec = (vec_cls or VecExecutionEnv)(panel, orders, cfg, num_envs=1, reward_fn=reward_fn, **vec_kw)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.vec.obs_dim,), np.float32)
-        self.action_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.action_space = gym.spaces.Box(0.0, 1.0, (self.vec.act_dim,), np.float32)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -302,11 +394,12 @@ class Evaluation:
 
 def evaluate(policy, panel, orders, cfg: EnvConfig | None = None, batch: int = 4096, env_cls=None, **env_kw) -> Evaluation:
     "Run `policy` on every order of `orders` once (in `env_cls`, default the static env); per-order metrics and inventory paths."
-    from serl.market.metrics import order_metrics
+    from serl.market.metrics import order_metrics, passive_quality
     env = (env_cls or VecExecutionEnv)(panel, orders, cfg, num_envs=min(batch, len(orders)), **env_kw)
     N, T = len(orders), env.n_steps
     inv, tape = np.empty((N, T + 1)), np.empty(N)
-    fields = {k: np.empty(N) for k in ("exec_qty", "exec_value", "vwap_so_far", "mkt_volume")}
+    fields = {k: np.empty(N) for k in ("exec_qty", "exec_value", "vwap_so_far", "mkt_volume", "passive_qty", "passive_value")}
+    pq = {k: np.empty((N, env.length)) for k in ("fill", "value", "mid")}
     for lo in range(0, N, batch):
         hi = min(N, lo + batch)
         env.num_envs = hi - lo
@@ -317,10 +410,13 @@ def evaluate(policy, panel, orders, cfg: EnvConfig | None = None, batch: int = 4
             inv[lo:hi, t + 1] = env.remaining / env.quantity
         for k in fields: fields[k][lo:hi] = info["reward_inputs"][k]
         tape[lo:hi] = env.tape_vwap
+        pq["fill"][lo:hi], pq["value"][lo:hi], pq["mid"][lo:hi] = env._pfill, env._pval, env.mid_path()
     df = order_metrics(env.ep.side, env.ep.quantity, fields["exec_qty"], fields["exec_value"],
                        fields["vwap_so_far"], env.ep.arrival)
     df["market_volume"] = fields["mkt_volume"]
     df["tape_vwap"], df["pa_tape_bps"] = tape, pa_bps(df.side.to_numpy(), df.avg_price.to_numpy(), tape)
+    df["passive_qty"] = fields["passive_qty"]
+    for k, v in passive_quality(env.ep.side, pq["fill"], pq["value"], pq["mid"], fields["exec_qty"]).items(): df[k] = v
     row = np.asarray(orders.row)
     df.insert(0, "instrument", panel.instrument[row]); df.insert(1, "date", panel.date[row])
     df.insert(2, "start", np.asarray(orders.start))
@@ -346,12 +442,13 @@ class DynamicVecExecutionEnv(VecExecutionEnv):
     def __init__(self, panel, orders, cfg: EnvConfig | None = None, num_envs: int | None = None,
                  reward_fn: Callable[[dict], np.ndarray] = terminal_pa_reward, seed: int | None = None,
                  market_cfg=None, profiles=None, n_agents: int = 1, benchmark: str = "twin"):
-        from serl.market.sim import MarketSim
+        from serl.market.agent_orders import MarketSim          # the market with the agents' limit-order methods
         super().__init__(panel, orders, cfg, num_envs, reward_fn, seed)
         if n_agents < 1 or self.num_envs % n_agents: raise SerlError(f"num_envs ({self.num_envs}) must be a multiple of n_agents ({n_agents})")
         if benchmark not in BENCHMARKS: raise SerlError(f"DynamicVecExecutionEnv: benchmark must be one of {BENCHMARKS}, got {benchmark!r}")
         self.n_agents, self.benchmark = int(n_agents), benchmark
         self.sim = MarketSim(panel, profiles, market_cfg, n_agents=self.n_agents, seed=0 if seed is None else seed)
+        if self.cfg.book_obs and self.sim.cfg.depth < 5: raise SerlError(f"book_obs needs MarketConfig.depth >= 5, got {self.sim.cfg.depth}")
 
     def _begin(self, seed, idx):
         "Fresh markets warmed up to each window's start; slots in a market group must share day and window."
@@ -371,11 +468,29 @@ class DynamicVecExecutionEnv(VecExecutionEnv):
         self._tape = np.zeros((2, self.num_envs))                        # tape volume and value so far (the agents' prints included)
         self._q = np.zeros(self.num_envs)
         self._unit = np.repeat(self.sim.unit, A)                        # shares per simulated lot
+        self._mids = np.zeros((self.num_envs, self.length))
+        self._book = self.book_from_sim() if self.cfg.book_obs else None
 
     def _observe(self):
         _observe_kernel(self._slots, self.t, self.step_minutes, self.ep.lookback, self.length,
                         self._ret, self._logvol, self._close, self.S, self._obs)
+        if self.cfg.book_obs: self._obs[:, 2 * self.ep.lookback:2 * self.ep.lookback + len(BOOK_FEATURES)] = self._book
         return self._obs.copy()
+
+    def book_from_sim(self) -> np.ndarray:
+        "(B, len(BOOK_FEATURES)) from the simulated book now (see the observation table), on each order's side."
+        A = self.n_agents; bs = self.sim.book_state(); ab = self.sim.agent_book(); d = self.sim.cfg.depth
+        st, mid, sign = np.repeat(bs["state"], A, 0), np.repeat(bs["mid"], A), np.repeat(bs["last_sign"], A)
+        s = self.S[F_SIDE][:, None]; bid, ask = st[:, 4 + d:4 + d + 5], st[:, 4 + 3 * d:4 + 3 * d + 5]
+        own, opp = np.where(s > 0, bid, ask), np.where(s > 0, ask, bid)
+        tot = own[:, 0] + opp[:, 0]; pace = self._pace[:, None]
+        return np.column_stack([np.nan_to_num(1e4 * st[:, 1] / mid), np.log1p(own / pace), np.log1p(opp / pace),
+                                np.divide(own[:, 0] - opp[:, 0], tot, out=np.zeros(len(tot)), where=tot > 0), sign * s[:, 0],
+                                np.log1p(ab["queue_ahead"].reshape(-1) / self._pace), ab["resting"].reshape(-1) / self.S[F_QTY]])
+
+    def mid_path(self) -> np.ndarray:
+        "(B, length) the simulated mid at the end of each window minute (zeros for minutes not yet simulated)."
+        return self._mids
 
     def _execute(self, a: np.ndarray):
         "Send step `t`'s child orders, minute by minute, into the simulated markets (updates `S`)."
@@ -384,6 +499,11 @@ class DynamicVecExecutionEnv(VecExecutionEnv):
         rem_start = S[F_REM].copy()
         f_step, v_step = np.zeros(self.num_envs), np.zeros(self.num_envs)
         side = S[F_SIDE].reshape(-1, A)
+        if a.ndim == 2:                                                 # allocation: w_0 R as the rate, w_k R at level k
+            last = self.t == self.n_steps - 1                           # (the last decision: ladder cancelled, the rest crossed)
+            ladder = np.zeros_like(a[:, 1:-1]) if last else a[:, 1:-1] * rem_start[:, None]
+            self.sim.post_limits(ladder.reshape(-1, A, a.shape[1] - 2), side)
+            a = a[:, 0]
         for j in range(j0, j1):
             _plan_minute(a, self.t, self.n_steps, j1 - j0, j, self.cfg.participation_cap, self._hist_volume,
                          self._lot, rem_start, S, self._q)
@@ -391,7 +511,10 @@ class DynamicVecExecutionEnv(VecExecutionEnv):
             res = self.sim.step_minute(q.reshape(-1, A), side)
             bench = res if self.twin is None else self.twin.step_minute(self._none, side)   # same minute, agents off
             fill, value = res["fill"].reshape(-1), res["fill_value"].reshape(-1)
-            S[F_REM] -= fill; f_step += fill; v_step += value
+            pf, pv = res["passive_fill"].reshape(-1), res["passive_value"].reshape(-1)
+            S[F_REM] -= fill + pf; f_step += fill + pf; v_step += value + pv
+            S[F_PASSIVE_QTY] += pf; S[F_PASSIVE_VALUE] += pv; self._pfill[:, j] = pf; self._pval[:, j] = pv
+            self._mids[:, j] = np.repeat(res["mid"], A)
             vol, val, close = (np.repeat(res[f], A) for f in ("volume", "value", "close"))
             self._tape[0] += vol; self._tape[1] += val
             S[F_MKT_VOL] += np.repeat(bench["volume"], A); S[F_MKT_VAL] += np.repeat(bench["value"], A)   # the benchmark VWAP's sums
@@ -399,6 +522,7 @@ class DynamicVecExecutionEnv(VecExecutionEnv):
             self._ret[:, c] = 1e3 * np.log(close / self._close[:, c - 1]) if c > 0 else 0.0
             self._close[:, c], self._logvol[:, c] = close, np.log1p(vol / self._pace)
         _finish_all(S, f_step, v_step, self.t, self.n_steps)
+        if self.cfg.book_obs: self._book = self.book_from_sim()
 
     @property
     def tape_vwap(self) -> np.ndarray:
@@ -442,6 +566,7 @@ class MultiAgentExecutionEnv(ParallelEnv):
 
     def __init__(self, panel, orders, n_agents: int = 3, cfg: EnvConfig | None = None, comm=None,
                  reward_fn=terminal_pa_reward, seed: int | None = None, market_cfg=None, profiles=None):
+        if cfg is not None and cfg.action != "rate": raise SerlError(f"MultiAgentExecutionEnv: EnvConfig.action must be 'rate', got {cfg.action!r}")
         if len(orders) % n_agents: raise SerlError(f"{len(orders)} orders are not groups of n_agents={n_agents} (use group_orders)")
         self.vec = DynamicVecExecutionEnv(panel, orders, cfg, num_envs=n_agents, reward_fn=reward_fn, seed=seed,
                                           market_cfg=market_cfg, profiles=profiles, n_agents=n_agents)

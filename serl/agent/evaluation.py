@@ -13,11 +13,11 @@ from ..core import SerlError, EnvConfig
 from ..market.data import Orders
 from .envs import evaluate
 from .baselines import Policy
-from .learned import LearnedConfig, POLICY_CLASSES
+from .learned import LearnedConfig, POLICY_CLASSES, policy_env_cfg
 
 # %% auto #0
 __all__ = ['ORDER_COLUMNS', 'RandomPolicy', 'untrained_policy', 'control_policies', 'training_steps', 'evaluate_sets',
-           'head_sets', 'orders_frame']
+           'head_sets', 'calibrate_passive_touch', 'orders_frame']
 
 # %% ../../nbs/08a_evaluation.ipynb #e0a7
 class RandomPolicy(Policy):
@@ -27,17 +27,16 @@ class RandomPolicy(Policy):
     def __init__(self, seed: int = 0): self.seed, self.g = seed, np.random.default_rng([seed, 11])
     def __call__(self, obs, env): return self.g.random(env.num_envs)
 
-def untrained_policy(env_cfg: EnvConfig, cfg: LearnedConfig | None = None, seed: int = 0):
-    "Control: the PPO baseline's network (`cfg`'s architecture) with its seeded initial weights and no update."
+def untrained_policy(env_cfg: EnvConfig, cfg: LearnedConfig | None = None, seed: int = 0, method: str = "PPO"):
+    "Control: learned baseline `method`'s network (`cfg`'s architecture, its env) with its seeded initial weights and no update."
     import torch
-    from dataclasses import replace
     from serl.agent.envs import obs_dim
     cfg = cfg or LearnedConfig()
-    env_cfg = replace(env_cfg, step_minutes=max(env_cfg.step_minutes, cfg.step_minutes))   # as train_learned runs it
+    env_cfg = policy_env_cfg(method, env_cfg, cfg)                                         # as train_learned runs it
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        pol = POLICY_CLASSES["PPO"](env_cfg, cfg, obs_dim(env_cfg))
-    pol.name = "Untrained"
+        pol = POLICY_CLASSES[method](env_cfg, cfg, obs_dim(env_cfg))
+    pol.name = "Untrained" if method == "PPO" else f"Untrained {method}"
     return pol
 
 def control_policies(env_cfg: EnvConfig, cfg: LearnedConfig | None = None, seed: int = 0) -> dict:
@@ -65,6 +64,20 @@ def head_sets(sets: list[Orders], n: int | None) -> list[Orders]:
     if n is None: return sets
     k = max(2, 2 * (int(n) // (2 * len(sets))))
     return [o.head(k) for o in sets]
+
+# %% ../../nbs/08a_evaluation.ipynb #dae954b4
+def calibrate_passive_touch(panel, orders, env_cfg: EnvConfig, grid=tuple(np.round(np.arange(0.0, 1.01, 0.05), 2)),
+                            seed: int = 0, **dynamic_kw) -> dict:
+    "kappa whose static passive fill share of `PassiveTWAP` on `orders` is closest to the dynamic env's (same orders)."
+    from dataclasses import replace
+    from serl.agent.envs import DynamicVecExecutionEnv
+    from serl.agent.baselines import PassiveTWAP
+    pol = PassiveTWAP().fit(panel, env_cfg)
+    share = lambda df: float(df.passive_qty.sum() / max(df.executed.sum(), 1e-12))
+    dyn = share(evaluate(pol, panel, orders, pol.env_cfg, batch=64, env_cls=DynamicVecExecutionEnv, seed=seed, **dynamic_kw).per_order)
+    curve = {float(k): share(evaluate(pol, panel, orders, replace(pol.env_cfg, passive_touch=float(k))).per_order) for k in grid}
+    best = min(curve, key=lambda k: abs(curve[k] - dyn))
+    return {"passive_touch": best, "dynamic_share": dyn, "static_share": curve[best], "curve": curve, "orders": len(orders)}
 
 # %% ../../nbs/08a_evaluation.ipynb #e0ab
 ORDER_COLUMNS = ("method", "seed", "order_id", "instrument", "date", "side", "window", "start", "quantity", "executed",

@@ -17,18 +17,19 @@ import torch.nn as nn
 from torch.distributions import Categorical
 
 from ..core import (SerlError, EnvConfig, DataConfig, SCALES, EXECUTION_PPO, SCALE_PRESETS, scale_preset, execution_ppo, rng, seed_everything,
-                       progress, note, config_to_dict, config_from_dict)
-from .envs import VecExecutionEnv, evaluate, UNFILLED_PENALTY_BPS, terminal_pa_reward
+                       progress, note, config_to_dict, config_from_dict, RunRecords)
+from .envs import VecExecutionEnv, evaluate, act_dim, UNFILLED_PENALTY_BPS, terminal_pa_reward
 from ..market.data import make_orders, order_sets
 from .baselines import Policy
-from .ppo import (PPOConfig, BetaActorCritic, mlp, policy_dist, beta_mode, compute_gae, ACTION_EPS,
+from .ppo import (PPOConfig, BetaActorCritic, SimplexActorCritic, mlp, policy_dist, beta_mode, compute_gae, ACTION_EPS,
                       save_checkpoint)
 
 # %% auto #0
 __all__ = ['POLICY_CLASSES', 'fill_pa_reward', 'pa_potential', 'ShapedPAReward', 'BetaDist', 'BetaAgent', 'masked_ppo_loss',
            'masked_ppo_update', 'Buffer', 'LearnedConfig', 'LearnedPolicy', 'PPOPolicy', 'halop_range', 'HybridDist',
-           'HalopAgent', 'HALOPPolicy', 'MacMicPolicy', 'train_learned', 'load_learned', 'data_key', 'saved_matches',
-           'learned_config', 'train_learned_baselines', 'plot_training_curves', 'bench_learned']
+           'HalopAgent', 'HALOPPolicy', 'MacMicPolicy', 'SimplexPolicy', 'CWLNPolicy', 'DirichletPolicy',
+           'policy_env_cfg', 'train_learned', 'load_learned', 'data_key', 'saved_matches', 'learned_config',
+           'train_learned_baselines', 'plot_training_curves', 'bench_learned']
 
 # %% ../../nbs/08_learned_baselines.ipynb #37ea8eaa
 def fill_pa_reward(x: dict) -> np.ndarray:
@@ -315,7 +316,33 @@ class MacMicPolicy(LearnedPolicy):
         if end: rec["macro"].reward(self._macro_r, env.t >= env.n_steps)      # macro: the interval's summed reward
 
 # %% ../../nbs/08_learned_baselines.ipynb #b52cad82
-POLICY_CLASSES = {"PPO": PPOPolicy, "HALOP": HALOPPolicy, "MacMic": MacMicPolicy}
+class SimplexPolicy(LearnedPolicy):
+    """A policy over the allocation action (market, limit levels 1..K, hold; chapter envs) that sees the book features:
+    a simplex head (`serl.agent.ppo.SimplexActorCritic`), actor and critic 128 x 128 as in Cheridito & Weiss (2025)."""
+    head, hidden = "logistic_normal", (128, 128)
+    env_overrides = dict(action="allocation", book_obs=True)          # applied to the env config it trains and runs in
+    def build(self, obs_dim): return {"agent": SimplexActorCritic(obs_dim, act_dim(self.env_cfg), self.hidden, self.head)}
+
+    def act(self, obs, env, rec):
+        w = self.decide("agent", _t(obs), rec, mask=env.t < env.n_steps - 1)   # the last step crosses all
+        self.last = {"weights": w.numpy().astype(np.float64)}
+        return self.last["weights"]
+
+    def credit(self, rec, reward, env): rec["agent"].reward(reward, env.t >= env.n_steps)
+
+class CWLNPolicy(SimplexPolicy):
+    "Cheridito & Weiss's agent: logistic-normal allocation over market, K limit levels and hold."
+    name = "CW-LN"
+
+class DirichletPolicy(SimplexPolicy):
+    "Their RL baseline: the same actor-critic with a Dirichlet allocation head."
+    name, head = "Dirichlet", "dirichlet"
+
+POLICY_CLASSES = {"PPO": PPOPolicy, "HALOP": HALOPPolicy, "MacMic": MacMicPolicy, "CW-LN": CWLNPolicy, "Dirichlet": DirichletPolicy}
+
+def policy_env_cfg(name: str, env_cfg: EnvConfig, cfg: LearnedConfig) -> EnvConfig:
+    "The env config learned baseline `name` trains and runs in: `cfg.step_minutes` at least, its `env_overrides`."
+    return replace(env_cfg, step_minutes=max(env_cfg.step_minutes, cfg.step_minutes), **getattr(POLICY_CLASSES[name], "env_overrides", {}))
 
 def _pa(policy, panel, sets) -> float:
     "Mean PA of `policy` over every order of the order sets `sets` (a list of `Orders`)."
@@ -328,7 +355,7 @@ def train_learned(name: str, train_panel, valid_panel, data_cfg: DataConfig, env
     if name not in POLICY_CLASSES: raise SerlError(f"unknown learned baseline {name!r}; choose one of {list(POLICY_CLASSES)}")
     cfg = (cfg or LearnedConfig()).check()
     if run_dir is not None:                              # a model saved with the same method, data, configs and seed is reused
-        key = dict(method=name, env_cfg=config_to_dict(replace(env_cfg, step_minutes=max(env_cfg.step_minutes, cfg.step_minutes))),
+        key = dict(method=name, env_cfg=config_to_dict(policy_env_cfg(name, env_cfg, cfg)),
                    learned_cfg=config_to_dict(cfg), seed=seed, data_key=data_key(train_panel, valid_panel, data_cfg))
         saved = Path(run_dir)/name
         if saved_matches(saved, key):
@@ -345,7 +372,7 @@ def train_learned(name: str, train_panel, valid_panel, data_cfg: DataConfig, env
 
 # %% ../../nbs/08_learned_baselines.ipynb #705c7e33
 def _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir, show_progress):
-    env_cfg = replace(env_cfg, step_minutes=max(env_cfg.step_minutes, cfg.step_minutes))
+    env_cfg = policy_env_cfg(name, env_cfg, cfg)
     seed_everything(seed)
     sets = order_sets(train_panel, replace(data_cfg, orders_per_day=cfg.orders_per_day), seed)   # one env per window length
     valid_sets = order_sets(valid_panel, data_cfg, seed, both_sides=True)                         # every validation order both ways
@@ -355,6 +382,8 @@ def _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir
     opts = {k: torch.optim.Adam(a.parameters(), lr=cfg.ppo.lr, eps=cfg.ppo.adam_eps) for k, a in pol.agents.items()}
     gen = rng(seed)
     rows, best, t0, steps, u = [], (-np.inf, None, 0), time.perf_counter(), 0, 0
+    log = RunRecords(Path(run_dir)/name, "train_log.jsonl") if run_dir is not None else None   # one record per update, while training (`serl dashboard`)
+    if log is not None: log.path.unlink(missing_ok=True)
     bar = progress(total=cfg.train_env_steps, desc=name, unit="step", **({} if show_progress else {"disable": True}))
     while steps < cfg.train_env_steps:                 # whole episodes until the env-step budget is spent
         env = envs[u % len(envs)]                      # the window lengths take turns, one rollout each
@@ -381,6 +410,7 @@ def _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir
             bar.set_postfix(valid_pa=f"{row['valid_pa']:.2f}", refresh=False)
         row["wall_s"] = time.perf_counter() - t0
         rows.append(row)
+        if log is not None: log.append("update", **row)
     bar.close()
     for k, a in pol.agents.items(): a.load_state_dict(best[1][k])
     pol.history = pd.DataFrame(rows)

@@ -15,16 +15,17 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
-from torch.distributions import Beta
+from torch.distributions import Beta, Dirichlet, Normal
 
 from ..core import SerlError, rng, seed_everything, get_device, progress, config_to_dict, config_from_dict
 
 # %% auto #0
-__all__ = ['LOG_CONC_MAX', 'ACTION_EPS', 'LOG_COLUMNS', 'PPOConfig', 'VecEnv', 'TargetVecEnv', 'GymVecAdapter',
-           'LockstepAutoReset', 'layer_init', 'mlp', 'BetaActorCritic', 'default_network', 'check_network',
-           'policy_dist', 'beta_mode', 'act', 'env_reward', 'shaped_reward', 'RolloutState', 'Rollout',
-           'collect_rollout', 'compute_gae', 'ppo_loss', 'flatten_rollout', 'weighted_ppo_update', 'ppo_update',
-           'PPOResult', 'train', 'policy_return', 'Checkpoint', 'save_checkpoint', 'load_checkpoint', 'EMAConvergence']
+__all__ = ['LOG_CONC_MAX', 'ACTION_EPS', 'SIMPLEX_EPS', 'HEADS', 'LOG_COLUMNS', 'PPOConfig', 'VecEnv', 'TargetVecEnv',
+           'GymVecAdapter', 'LockstepAutoReset', 'layer_init', 'mlp', 'BetaActorCritic', 'default_network',
+           'check_network', 'policy_dist', 'beta_mode', 'act', 'to_simplex', 'LogisticNormalDist', 'DirichletDist',
+           'SimplexActorCritic', 'env_reward', 'shaped_reward', 'RolloutState', 'Rollout', 'collect_rollout',
+           'compute_gae', 'ppo_loss', 'flatten_rollout', 'weighted_ppo_update', 'ppo_update', 'PPOResult', 'train',
+           'policy_return', 'Checkpoint', 'save_checkpoint', 'load_checkpoint', 'EMAConvergence']
 
 # %% ../../nbs/07_ppo.ipynb #5a9fbac5
 @dataclass
@@ -243,6 +244,59 @@ def act(agent: nn.Module, obs: np.ndarray, deterministic: bool = True, device: s
     alpha, beta, _ = agent(torch.as_tensor(np.asarray(obs, np.float32), device=device or p.device))
     a = beta_mode(alpha, beta) if deterministic else policy_dist(alpha, beta).sample()
     return a.clamp(ACTION_EPS, 1 - ACTION_EPS).cpu().numpy()
+
+# %% ../../nbs/07_ppo.ipynb #smplx02
+SIMPLEX_EPS = 1e-6     # sampled simplex actions are floored at this and renormalised
+
+def to_simplex(y: torch.Tensor) -> torch.Tensor:
+    "Additive logistic transform R^{D-1} -> simplex of D parts: x = softmax([y, 0])."
+    return torch.softmax(torch.cat([y, torch.zeros_like(y[..., :1])], -1), -1)
+
+def _floor(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp_min(SIMPLEX_EPS)
+    return x / x.sum(-1, keepdim=True)
+
+class LogisticNormalDist:
+    "Logistic-normal on the simplex: y ~ N(mu, diag sigma^2), x = to_simplex(y) (Cheridito & Weiss 2025)."
+    def __init__(self, mu: torch.Tensor, log_std: torch.Tensor):
+        self.mu, self.n = mu, Normal(mu, log_std.exp(), validate_args=False)
+    def sample(self): return _floor(to_simplex(self.n.sample()))
+    def mode(self): return to_simplex(self.mu)
+    def log_prob(self, x):
+        x = _floor(x); lx = x.log()
+        y = lx[..., :-1] - lx[..., -1:]                                   # y = log(x_i / x_D)
+        return self.n.log_prob(y).sum(-1) - lx.sum(-1)                    # log N(y; mu, sigma^2) - sum_{i=1}^{D} log x_i
+    def entropy(self, a=None): return self.n.entropy().sum(-1)            # the Gaussian's, in y coordinates
+
+class DirichletDist:
+    "Dirichlet(alpha) on the simplex (the RL baseline of Cheridito & Weiss 2025)."
+    def __init__(self, conc: torch.Tensor): self.d = Dirichlet(conc, validate_args=False)
+    def sample(self): return _floor(self.d.sample())
+    def mode(self): return self.d.mean
+    def log_prob(self, x): return self.d.log_prob(_floor(x))
+    def entropy(self, a=None): return self.d.entropy()
+
+HEADS = ("logistic_normal", "dirichlet")
+
+class SimplexActorCritic(nn.Module):
+    "Separate tanh-MLP actor (a simplex head over `parts` parts) and critic; 128 x 128 as in Cheridito & Weiss."
+    def __init__(self, obs_dim: int, parts: int, hidden: tuple[int, ...] = (128, 128), head: str = "logistic_normal"):
+        super().__init__()
+        if head not in HEADS: raise SerlError(f"SimplexActorCritic: head must be one of {HEADS}, got {head!r}")
+        if parts < 2: raise SerlError(f"SimplexActorCritic: parts must be >= 2, got {parts}")
+        self.head, self.parts = head, parts
+        n = 2 * (parts - 1) if head == "logistic_normal" else parts
+        self.actor = mlp(obs_dim, hidden, n, out_gain=0.01)
+        if head == "logistic_normal": nn.init.constant_(self.actor[-1].bias[parts - 1:], math.log(0.5))   # sigma = 0.5 at the start
+        self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0)
+
+    def forward(self, obs: torch.Tensor):
+        z = self.actor(obs)
+        if self.head == "logistic_normal":
+            mu, log_std = z.chunk(2, dim=-1)
+            dist = LogisticNormalDist(mu, log_std.clamp(-5.0, 2.0))
+        else: dist = DirichletDist(z.clamp(-5.0, LOG_CONC_MAX).exp())     # alpha = e^z, uniform at the start
+        return dist, self.critic(obs).squeeze(-1)
 
 # %% ../../nbs/07_ppo.ipynb #8f83a6ad
 def env_reward(batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""`serl reproduce`, `serl data`, `serl bench`: the console script and the papermill runner behind it.
+"""`serl reproduce`, `serl data`, `serl bench`, `serl docs`, `serl dashboard`: the console script and the papermill runner behind it.
 
 Docs: https://serl-dev.github.io/serl/cli.html.md"""
 
@@ -178,8 +178,9 @@ def write_summary(out_dir: str | Path | None = None, experiment: str = "main_tab
     return out/"summary.md"
 
 # %% ../../nbs/90_cli.ipynb #0f5a3cc9
-BENCHMARKS = {"static": "serl.agent.envs:bench_static", "lob": "serl.market.lob:bench_lob", "dynamic": "serl.market.sim:bench_market",
-              "ppo": "serl.agent.hybrid:bench_ppo", "data": "serl.market.data:bench_data", "metrics": "serl.market.metrics:bench_bootstrap"}
+BENCHMARKS = {"static": "serl.agent.envs:bench_static", "lob": "serl.market.lob:bench_lob", "dynamic": "serl.market.agent_orders:bench_market",
+              "ppo": "serl.agent.hybrid:bench_ppo", "data": "serl.market.data:bench_data", "metrics": "serl.market.metrics:bench_bootstrap",
+              "sandbox": "serl.design.attacks:bench"}
 
 def run_bench(name: str) -> dict:
     "Run benchmark `name` and return its figures."
@@ -221,6 +222,11 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--serve", action="store_true", help="then serve it on 127.0.0.1 (Ctrl-C stops)")
     dc.add_argument("--port", type=int, default=8000)
     dc.add_argument("--strict", action="store_true", help="fail on a broken link or anchor")
+    db = sub.add_parser("dashboard", help="start the live dashboard (Streamlit) over runs/ and reports/ (Ctrl-C stops)")
+    db.add_argument("--runs", default=None, help="folder of the run records (default: <repo>/runs)")
+    db.add_argument("--reports", default=None, help="folder of the reports (default: <repo>/reports)")
+    db.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    db.add_argument("--port", type=int, default=8501)
     return p
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
             from serl.app import docs
             return docs.main((["--out", args.out] if args.out else []) + (["--serve", "--port", str(args.port)] if args.serve else [])
                              + (["--strict"] if args.strict else []))
+        elif args.cmd == "dashboard":
+            from serl.app.dashboard import serve
+            root = repo_root(required=False) or Path.cwd()
+            return serve(args.runs or root/"runs", args.reports or root/"reports", args.host, args.port)
     except SerlError as e:                               # bad input, a failed check or a failed notebook (it names its executed copy)
         print(f"serl: error: {e}", file=sys.stderr); return 2
     return 0

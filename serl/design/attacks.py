@@ -10,11 +10,11 @@ import dataclasses, json, os
 from dataclasses import dataclass, field
 
 from .static_check import Verdict, Limits, static_check
-from .sandbox import Sandbox, run_in_sandbox
+from .sandbox import Sandbox, run_in_sandbox, bench_sandbox
 from .kinds import KINDS
 
 # %% auto #0
-__all__ = ['Attack', 'adversarial_cases', 'run_attack']
+__all__ = ['POLICY_ESCAPE', 'Attack', 'adversarial_cases', 'run_attack', 'Escape', 'escape_cases', 'policy_escape', 'bench']
 
 # %% ../../nbs/10c_attacks.ipynb #ef6e189a
 @dataclass
@@ -92,3 +92,77 @@ def run_attack(a: Attack, spec=None, sandbox: Sandbox | None = None) -> tuple[Ve
         if a.secret:
             assert os.environ.get(a.secret, "") not in (v2.message + json.dumps(v2.details, default=str)), f"{a.name}: the secret leaked"
     return v1, v2
+
+# %% ../../nbs/10c_attacks.ipynb #dda0bd4a
+@dataclass
+class Escape:
+    "One attack on the sandbox's boundary (run with stage 1 off): files it must not create, whether its verdict must be a rejection."
+    name: str
+    cls: str                               # the class of escape (the issue's list, or 'own')
+    code: str
+    must_fail: bool = False                # the verdict must be a rejection (a forged or broken component)
+    files: tuple = ()                      # names (under `out`) that must not exist afterwards
+
+_WALK = ("    try:\n        1 / 0\n    except ZeroDivisionError as e:\n        f = e.__traceback__.tb_frame\n"
+         "    while f is not None:\n        for v in list(f.f_locals.values()):\n"
+         "            if type(v).__name__ == 'AuditGuard':\n                v.refuse = lambda *a: None\n        f = f.f_back\n")
+
+def escape_cases(out: str, secret_file: str, secret_size: int, secret_pid: int, port: int) -> list[Escape]:
+    "The boundary attacks: `out` a folder outside any scratch, `secret_file` a file (of `secret_size` bytes) and `secret_pid` a process whose environment hold the secret, `port` a listening local TCP port."
+    O, F = repr(str(out)), repr(str(secret_file))
+    T, R = "import torch\n", "def reward(b):\n"
+    fake = "b'{\"ok\": true, \"message\": \"ok\", \"details\": {\"kind\": \"reward\"}}'"
+    return [
+        Escape("torch.save outside scratch", "C-level I/O", T + R + f"    torch.save(torch.zeros(3), {O} + '/saved.pt')\n    return b['fill'] * 0.0", files=("saved.pt",)),
+        Escape("torch.from_file reads a secret", "C-level I/O", T + R + f"    t = torch.from_file({F}, size={secret_size}, dtype=torch.uint8)\n    raise ValueError(bytes(t.tolist()).decode())"),
+        Escape("torch.from_file(shared=True) creates a file", "C-level I/O", T + R + f"    torch.from_file({O} + '/shared.bin', shared=True, size=64, dtype=torch.uint8)\n    return b['fill'] * 0.0", files=("shared.bin",)),
+        Escape("frame walk disables the guard, os.system + /proc/<pid>/environ", "in-interpreter guard",
+               T + R + _WALK + f"    torch.os.system('touch ' + {O} + '/system.txt')\n    fd = torch.os.open('/proc/{secret_pid}/environ', torch.os.O_RDONLY)\n"
+               "    raise ValueError(torch.os.read(fd, 100000).decode(errors='replace'))", files=("system.txt",)),
+        Escape("forged result.json + os._exit(0) for a NaN reward", "forged verdict",
+               T + R + f"    fd = torch.os.open('result.json', torch.os.O_WRONLY | torch.os.O_CREAT | torch.os.O_TRUNC, 0o600)\n    torch.os.write(fd, {fake})\n"
+               "    torch.os.close(fd)\n    torch.os._exit(0)", must_fail=True),
+        Escape("forged reply line into the protocol pipe", "forged verdict",
+               T + R + "    for fd in range(3, 64):\n        try:\n            torch.os.write(fd, b'{\"rc\": 0, \"timed_out\": false}\\n')\n        except OSError:\n            pass\n"
+               f"    fd = torch.os.open('result.json', torch.os.O_WRONLY | torch.os.O_CREAT | torch.os.O_TRUNC, 0o600)\n    torch.os.write(fd, {fake})\n"
+               "    torch.os.close(fd)\n    torch.sys.modules['time'].sleep(1.0)\n    return b['avg_price']", must_fail=True),
+        Escape("checker monkey-patched through sys.modules", "patched checker",
+               T + R + "    for m in ('serl.design.sandbox', 'serl.design.executor', 'serl.design.components.reward'):\n"
+               "        if m in torch.sys.modules:\n            torch.sys.modules[m].same = lambda x, y: True\n"
+               "    b['remaining'].zero_()\n    return b['fill'] * 0.0", must_fail=True),
+        Escape("fork + exec after disabling the guard", "own", T + R + _WALK + "    if torch.os.fork() == 0:\n"
+               f"        torch.os.execv('/usr/bin/touch', ['touch', {O} + '/forked.txt'])\n    return b['fill'] * 0.0", files=("forked.txt",)),
+        Escape("kill the supervisor, then a NaN reward", "own", T + R + _WALK + "    try:\n        torch.os.kill(torch.os.getppid(), 9)\n"
+               "    except OSError:\n        pass\n    return b['avg_price']", must_fail=True),
+        Escape("TCP connection to the host after disabling the guard", "own", T + R + _WALK +
+               f"    s = torch.sys.modules['socket'].create_connection(('127.0.0.1', {port}), 2)\n    s.sendall(b'pwned')\n    return b['fill'] * 0.0"),
+        Escape("raw fork syscall through ctypes", "own", T + R + _WALK + "    c = torch.sys.modules['ctypes'].CDLL(None)\n    pid = c.syscall(57)\n"
+               f"    if pid == 0:\n        torch.os.execv('/usr/bin/touch', ['touch', {O} + '/ctypes.txt'])\n    return b['fill'] * 0.0", files=("ctypes.txt",)),
+    ]
+
+POLICY_ESCAPE = '''import torch
+import torch.nn as nn
+
+class Policy(nn.Module):
+    def __init__(self, obs_dim, act_dim):
+        super().__init__()
+        self.body = nn.Linear(obs_dim, 2 * act_dim + 1)
+        env = torch.os.environ
+        if SECRET_VAR in env:
+            fd = torch.os.open(OUT + '/policy.txt', torch.os.O_WRONLY | torch.os.O_CREAT, 0o600)
+            torch.os.write(fd, env[SECRET_VAR].encode())
+            torch.os.close(fd)
+
+    def forward(self, obs):
+        h = self.body(obs)
+        return 1 + nn.functional.softplus(h[:, :1]), 1 + nn.functional.softplus(h[:, 1:2]), h[:, 2]
+'''
+
+def policy_escape(out: str, secret_var: str) -> str:
+    "A network class that is harmless in the sandbox and writes the secret into `out` wherever `secret_var` is set (the main process)."
+    return POLICY_ESCAPE.replace("SECRET_VAR", repr(secret_var)).replace("OUT", repr(str(out)))
+
+
+def bench() -> dict:
+    "`serl bench sandbox`: `bench_sandbox` on the reward kind's example."
+    return bench_sandbox(KINDS["reward"].code, KINDS["reward"])

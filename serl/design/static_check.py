@@ -41,13 +41,14 @@ class Limits:
     cpu_s: int = 60                 # RLIMIT_CPU (SIGXCPU, then SIGKILL one second later)
     mem_mb: int = 3072              # RLIMIT_AS: address space; torch alone maps ~600 MB
     fsize_mb: int = 64              # RLIMIT_FSIZE: largest file the worker may write (scratch, stdout)
-    nproc: int = 64                 # RLIMIT_NPROC (threads count too; not enforced for root, see below)
+    nproc: int = 64                 # RLIMIT_NPROC, on top of this user's tasks at start (threads count too; root too: the sandbox drops its capabilities)
     nofile: int = 256               # RLIMIT_NOFILE
     max_source_chars: int = 20_000  # stage 1: longer sources are refused
     max_stdout_chars: int = 20_000  # printing more than this fails the run
     max_result_bytes: int = 8 << 20 # JSON + npz coming back
     read_paths: tuple = ()          # extra read-only roots for the task (e.g. a data cache)
-    network_namespace: bool = True  # try unshare(CLONE_NEWNET) in the worker
+    network_namespace: bool = True  # enter user, mount, network and PID namespaces in the worker (where the host allows)
+    require: tuple | str | None = None  # isolation layers the host must provide (serl.design.isolation); None: $SERL_SANDBOX_REQUIRE or the default
 
 MSG_CHARS = 400
 

@@ -25,7 +25,8 @@ __all__ = ['SETTINGS', 'SINGLE_KINDS', 'MULTI_KINDS', 'DESIGNED_KINDS', 'SMOKE_K
            'window_decisions', 'window_slots', 'WindowMix', 'window_envs', 'validation_orders', 'window_validator',
            'inner_configs', 'scaled_reward', 'train_windows', 'candidate_payload', 'training_panel', 'train_candidate',
            'ma_split', 'agent_pas', 'ma_env', 'fit_agents', 'train_multiagent_candidate', 'multiagent_baselines',
-           'warm_worker', 'training_limits', 'WorkerPool', 'split_result', 'policy_from_result']
+           'can_start_threads', 'warm_worker', 'training_limits', 'WorkerPool', 'split_result', 'designed_network',
+           'policy_from_result']
 
 # %% ../../nbs/18a_inner.ipynb #1b52e0f7
 SETTINGS = settings()                                      # {"single": kinds of one execution agent, "multi": of several agents}
@@ -383,6 +384,12 @@ def multiagent_baselines(ds, cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: E
 # %% ../../nbs/18a_inner.ipynb #9e211cb5
 WARM_PRELOAD = "serl.loop.inner:warm_worker"
 
+def can_start_threads() -> bool:
+    "Whether this process can start a thread (not in a sandbox worker that made a PID namespace for its children)."
+    import threading
+    try: t = threading.Thread(target=lambda: None); t.start(); t.join(); return True
+    except RuntimeError: return False
+
 def warm_worker():
     "Warm-up of a training worker (the sandbox preload `WARM_PRELOAD`): load serl's compiled kernels, then compile the inner loop's kernels once."
     seed_numba_cache()                                                # load serl's compiled kernels instead of recompiling
@@ -393,7 +400,9 @@ def warm_worker():
     from serl.agent.envs import DynamicVecExecutionEnv
     from serl.market.data import make_orders
     p = generate_synthetic("synthetic-nasdaq100", 1, 3, seed=0)
-    for n in (1, 2):                                                  # one market and a batch (starts numba's thread pool here)
+    # one market, and a batch where this process may start threads (its thread pool then starts here): a sandbox worker whose
+    # children live in a new PID namespace may not (clone(CLONE_THREAD) fails there), its job processes may
+    for n in ((1, 2) if can_start_threads() else (1,)):
         e = DynamicVecExecutionEnv(p, make_orders(p, DataConfig(dataset="synthetic-nasdaq100", window_minutes=30), 0),
                                    EnvConfig(step_minutes=10), num_envs=n, seed=0)
         e.reset(seed=0); e.step(np.full(n, 0.5))
@@ -451,9 +460,21 @@ def split_result(details: dict) -> tuple[dict, pd.DataFrame, dict]:
     w = {k[2:]: np.asarray(v) for k, v in details.items() if k.startswith("w:")}
     return scal, hist, w
 
+def designed_network(network_code: str, obs_dim: int, act_dim: int, seed: int = 0, static: bool = True):
+    "A designed network rebuilt here from the declarative spec a sandbox job traced from `network_code` (`serl.design.executor.build_network`): no candidate code runs in this process."
+    from serl.design.executor import NETWORK_SPEC_TASK, build_network
+    from serl.design.isolation import unpack
+    kind = slot_kind("network_code").name
+    with Sandbox(Limits(wall_s=120, cpu_s=120)) as sb:
+        v = sb.run(network_code, KINDS[kind], task=NETWORK_SPEC_TASK, payload=dict(obs_dim=int(obs_dim), act_dim=int(act_dim), seed=seed), static=static)
+    if not v.ok: raise SerlError(f"designed_network: the network could not be traced in the sandbox: {v.feedback()}")
+    return build_network(unpack(np.asarray(v.details["spec"], np.uint8).tobytes()))
+
 def policy_from_result(weights: dict, network_code: str | None, obs_dim: int, act_dim: int, hidden=(64, 64)):
-    "The trained agent (nn.Module) from its weights and validated network source."
+    "The trained agent (nn.Module) from its weights: the default MLP, or the designed network rebuilt from its spec (`designed_network`)."
     import torch
-    agent = _network_factory(network_code, tuple(hidden))(obs_dim, act_dim)
+    from serl.agent.ppo import default_network
+    agent = designed_network(network_code, obs_dim, act_dim) if network_code else default_network(obs_dim, act_dim, tuple(hidden))
     agent.load_state_dict({k: torch.as_tensor(v) for k, v in weights.items()})
     return agent.eval()
+

@@ -13,9 +13,10 @@ import pandas as pd
 from ..core import SerlError, rng
 
 # %% auto #0
-__all__ = ['METRICS', 'PAPER_PA_BPS', 'QLIB_REFERENCE', 'PAPER_COLUMN_LABEL', 'PAIR_KEY', 'pa_bps', 'is_bps', 'order_metrics',
-           'summarize', 'bootstrap_ci', 'results_table', 'format_table', 'clustered_mean_ci', 'paired_orders',
-           'paired_delta', 'add_paired_columns', 'plot_pa_distribution', 'bench_bootstrap']
+__all__ = ['PASSIVE_METRICS', 'METRICS', 'PAPER_PA_BPS', 'QLIB_REFERENCE', 'PAPER_COLUMN_LABEL', 'PAIR_KEY', 'pa_bps', 'is_bps',
+           'order_metrics', 'passive_quality', 'summarize', 'bootstrap_ci', 'results_table', 'format_table',
+           'clustered_mean_ci', 'paired_orders', 'paired_delta', 'add_paired_columns', 'execution_quality_table',
+           'format_quality', 'plot_pa_distribution', 'bench_bootstrap']
 
 # %% ../../nbs/02_metrics.ipynb #f28cf3e4
 _FIELDS = ("side", "quantity", "executed_qty", "executed_value", "vwap", "arrival_price")
@@ -68,6 +69,24 @@ def order_metrics(side, quantity, executed_qty, executed_value, vwap, arrival_pr
     return pd.DataFrame({"side": s.astype(int), "quantity": Q, "executed": q, "avg_price": avg, "vwap": vwap,
                          "pa_bps": pa, "is_bps": is_, "fill_rate": q / Q,   # fill rate = q / Q
                          "final_inventory": final, "afi": np.abs(final) / Q})  # |Q - q| / Q
+
+# %% ../../nbs/02_metrics.ipynb #pq0002
+PASSIVE_METRICS = ("passive_share", "spread_captured_bps", "adverse_1m_bps", "adverse_5m_bps")
+
+def passive_quality(side, fill, value, mid, executed=None, horizons=(1, 5)) -> dict:
+    "Per-order passive-fill quality from (N, L) passive shares, $ and end-of-minute mids (see above); `executed`: (N,) shares."
+    s = _as_1d("side", side, None)[:, None]; f, v, m = (np.asarray(x, np.float64) for x in (fill, value, mid))
+    if not (f.shape == v.shape == m.shape and f.shape[0] == len(s)): raise SerlError(f"passive_quality: fill, value, mid must share shape (N, L); got {f.shape}, {v.shape}, {m.shape}")
+    tot = f.sum(axis=1); px = np.divide(v, f, out=np.zeros_like(v), where=f > 0)
+    w = lambda x, ok: np.divide((f * x * ok).sum(axis=1), (f * ok).sum(axis=1), out=np.full(len(f), np.nan), where=(f * ok).sum(axis=1) > 0)
+    out = {"passive_share": np.nan if executed is None else np.divide(tot, executed, out=np.full(len(f), np.nan), where=np.asarray(executed) > 0),
+           "spread_captured_bps": w(s * (m - px) / m * 1e4, np.ones_like(f))}   # s (m_j - p_j) / m_j 1e4, fill-weighted
+    L = f.shape[1]
+    for h in horizons:
+        later = np.concatenate([m[:, h:], np.full((len(f), min(h, L)), np.nan)], axis=1)[:, :L]
+        ok = np.isfinite(later)
+        out[f"adverse_{h}m_bps"] = w(np.where(ok, s * (m - np.where(ok, later, m)) / m * 1e4, 0.0), ok)   # s (m_j - m_{j+h}) / m_j 1e4
+    return out
 
 # %% ../../nbs/02_metrics.ipynb #e225d107
 METRICS = ("PA", "PA_std", "WR", "GLR", "AFI", "IS", "fill_rate")  # the aggregates, in table order
@@ -250,6 +269,31 @@ def add_paired_columns(table: pd.DataFrame, per_order_by_method: dict, baseline:
     t.attrs.update(table.attrs, baseline=baseline, cluster=cluster)
     return t
 
+
+# %% ../../nbs/02_metrics.ipynb #eq0002
+def execution_quality_table(per_order_by_method: dict[str, pd.DataFrame], cluster: str = "date", n_boot: int = 1000,
+                            seed: int = 0) -> pd.DataFrame:
+    "Per method: each of `PASSIVE_METRICS` (mean over orders, day-clustered bootstrap CI) and n_passive_orders."
+    rows = {}
+    for name, df in per_order_by_method.items():
+        miss = [c for c in PASSIVE_METRICS + (cluster,) if c not in df]
+        if miss: raise SerlError(f"execution_quality_table: method {name!r} lacks column(s) {miss} (score it with serl.agent.envs.evaluate)")
+        row = {}
+        for k in PASSIVE_METRICS:
+            x = df[k].to_numpy(float); ok = np.isfinite(x)
+            v = clustered_mean_ci(x[ok], df[cluster].to_numpy()[ok], n_boot, seed) if ok.any() else (np.nan,) * 3
+            row.update({k: v[0], f"{k}_lo": v[1], f"{k}_hi": v[2]})
+        row["n_passive_orders"] = int((df["passive_share"].fillna(0) > 0).sum())
+        rows[name] = row
+    t = pd.DataFrame.from_dict(rows, orient="index"); t.index.name = "method"
+    return t
+
+def format_quality(table: pd.DataFrame) -> str:
+    "Markdown of an `execution_quality_table`: 'value [lo, hi]' cells."
+    cols = {k: [f"{_fmt(v, 3 if k == 'passive_share' else 2)} [{_fmt(lo, 3 if k == 'passive_share' else 2)}, {_fmt(hi, 3 if k == 'passive_share' else 2)}]"
+                if np.isfinite(v) else "n/a" for v, lo, hi in zip(table[k], table[f"{k}_lo"], table[f"{k}_hi"])] for k in PASSIVE_METRICS}
+    cols["orders with passive fills"] = table["n_passive_orders"].astype(int)
+    return pd.DataFrame(cols, index=table.index).to_markdown()
 
 # %% ../../nbs/02_metrics.ipynb #8a703bf4
 def plot_pa_distribution(per_order_by_method: dict[str, pd.DataFrame], ax=None, title: str | None = None):

@@ -20,9 +20,9 @@ from .lob import kernel, BookArrays, new_book_arrays, submit_nb, cancel_nb, modi
 
 # %% auto #0
 __all__ = ['NOISE', 'INFORMED', 'MOMENTUM', 'MARKET_MAKER', 'LATENT', 'AGENT_TYPES', 'O_EVENTS', 'O_MSGS', 'O_VOL', 'O_VAL',
-           'O_OPEN', 'O_HIGH', 'O_LOW', 'O_CLOSE', 'O_DROPPED', 'EXEC_OWNER', 'Agent', 'NoiseTrader', 'InformedTrader',
-           'MomentumTrader', 'MarketMaker', 'LatentTrader', 'validate_profiles', 'default_profiles', 'MarketConfig',
-           'MarketSim', 'lots_per_minute', 'bench_market']
+           'O_OPEN', 'O_HIGH', 'O_LOW', 'O_CLOSE', 'O_DROPPED', 'O_SIGN', 'O_TAKER', 'EXEC_OWNER', 'Agent',
+           'NoiseTrader', 'InformedTrader', 'MomentumTrader', 'MarketMaker', 'LatentTrader', 'validate_profiles',
+           'default_profiles', 'MarketConfig', 'grow_books', 'MarketSim', 'lots_per_minute']
 
 # %% ../../nbs/04_market.ipynb #77889fc6
 NOISE, INFORMED, MOMENTUM, MARKET_MAKER, LATENT = 0, 1, 2, 3, 4
@@ -138,7 +138,7 @@ def default_profiles() -> list[dict]:
 
 # %% ../../nbs/04_market.ipynb #2652364b
 _BB, _BA, _FREE, _NLIVE, _N, _PMIN = range(6)
-O_EVENTS, O_MSGS, O_VOL, O_VAL, O_OPEN, O_HIGH, O_LOW, O_CLOSE, O_DROPPED = range(9)
+O_EVENTS, O_MSGS, O_VOL, O_VAL, O_OPEN, O_HIGH, O_LOW, O_CLOSE, O_DROPPED, O_SIGN, O_TAKER = range(11)   # out[O_TAKER + type]: lots whose aggressor is of that type
 EXEC_OWNER = 1_000_000
 
 @kernel
@@ -161,12 +161,16 @@ def _tape(fills, nf, ptype, mm_inv, out, out_ag):
         p = fills[f, 3]; q = fills[f, 4]; to = fills[f, 5]; mo = fills[f, 6]; s = fills[f, 7]
         if out[O_VOL] == 0: out[O_OPEN] = p; out[O_HIGH] = p; out[O_LOW] = p
         out[O_VOL] += q; out[O_VAL] += p * q
-        out[O_HIGH] = max(out[O_HIGH], p); out[O_LOW] = min(out[O_LOW], p); out[O_CLOSE] = p
+        out[O_HIGH] = max(out[O_HIGH], p); out[O_LOW] = min(out[O_LOW], p); out[O_CLOSE] = p; out[O_SIGN] = s
         if 0 <= mo < K and ptype[mo] == MARKET_MAKER: mm_inv[mo] -= s * q
         if 0 <= to < K and ptype[to] == MARKET_MAKER: mm_inv[to] += s * q
+        if 0 <= to < K: out[O_TAKER + ptype[to]] += q
         if to >= EXEC_OWNER:
             a = to - EXEC_OWNER
             out_ag[0, a] += q; out_ag[1, a] += p * q
+        if mo >= EXEC_OWNER:                        # an agent's resting limit order was hit (chapter agent_orders)
+            a = mo - EXEC_OWNER
+            out_ag[2, a] += q; out_ag[3, a] += p * q
 
 @kernel
 def _send(b, fills, kind, side, p, q, owner, ptype, mm_inv, out, out_ag):
@@ -443,7 +447,7 @@ def _stack_books(books: list) -> dict:
         out[f] = s
     return out
 
-def _grow_books(bk: dict, capacity: int) -> dict:
+def grow_books(bk: dict, capacity: int) -> dict:
     "Stacked books with `capacity` order slots each; the new slots go in front of every book's free list."
     old = bk["o_id"].shape[1]
     if capacity <= old: return bk
@@ -536,11 +540,11 @@ def reset(self: MarketSim, rows, start, seed: int | None = None) -> None:
     self._mm = dict(r=np.zeros((B, K)), v=np.full((B, K), -1e9), t=np.full((B, K), -1e9), inv=np.zeros((B, K), np.int64),
                     ids=np.full((B, K, 2, L), -1, np.int64), q=np.zeros((B, K, 2, L), np.int64))
     self._mom = np.zeros((B, K))
-    self._out = np.zeros((B, 9)); self._out_ag = np.zeros((B, 2, A)); self._mid = np.zeros(B)
+    self._out = np.zeros((B, O_TAKER + len(AGENT_TYPES))); self._out_ag = np.zeros((B, 4, A)); self._mid = np.zeros(B); self._sign = np.zeros(B)
     self._state = np.zeros((B, len(state_names(self.cfg.depth))))
     self._last = self._anchor["v_start"][:, 0].copy(); self.msgs = np.zeros(B, np.int64); self.events = np.zeros(B, np.int64)
     self.dropped = np.zeros(B, np.int64)
-    self._carry = np.zeros((B, A))
+    self._carry = np.zeros((B, A)); self._limits = None              # the agents' resting limit orders (chapter agent_orders)
     none = np.zeros((B, A), np.int64); side = np.ones((B, A), np.int64)
     for w in range(self.cfg.warmup_minutes, 0, -1): self._run(start - w, none, side)
     self._bar = start.copy()
@@ -554,14 +558,14 @@ def _run(self: MarketSim, bars, lots, sides):
     need = (C - bk["meta"][:, _NLIVE]) - (2 * self._limit_rate * act + 32 + self._mm_slots + lots.shape[1])
     if need.min() < 0:
         while need.min() < 0: C *= 2; need += C // 2
-        self._bk = bk = _grow_books(bk, C)
+        self._bk = bk = grow_books(bk, C)
     a, mm = self._anchor, self._mm
     (_step_nb if len(bars) > 1 else _step_serial_nb)(*(bk[f] for f in BookArrays._fields), self._mseed, bars.astype(np.int64), a["v_start"], a["v_end"], a["act"], self._nb,
              self.ptype, self.P, self._lists, self._nlist, mm["r"], mm["v"], mm["t"], mm["inv"], mm["ids"], mm["q"], self._mom,
              lots, sides, self.cfg.depth, float(self.cfg.requote_ticks), bool(self.cfg.requote_on_hit), self._out, self._out_ag, self._mid, self._state)
     o = self._out
     self.msgs += o[:, O_MSGS].astype(np.int64); self.events += o[:, O_EVENTS].astype(np.int64); self.dropped += o[:, O_DROPPED].astype(np.int64)
-    self._last = np.where(o[:, O_VOL] > 0, o[:, O_CLOSE] - self._pmin, self._last)
+    self._last = np.where(o[:, O_VOL] > 0, o[:, O_CLOSE] - self._pmin, self._last); self._sign = np.where(o[:, O_VOL] > 0, o[:, O_SIGN], self._sign)
 
 # %% ../../nbs/04_market.ipynb #bbe4aae8
 @patch
@@ -581,16 +585,21 @@ def step_minute(self: MarketSim, qty, side) -> dict:
     self._run(self._bar, np.abs(lots).astype(np.int64), np.where(lots >= 0, 1, -1).astype(np.int64))
     o = self._out; traded = o[:, O_VOL] > 0; last = (self._last + self._pmin) * tk
     res = {"fill": self._out_ag[:, 0] * unit[:, None], "fill_value": self._out_ag[:, 1] * (tk * unit)[:, None],
-           "volume": o[:, O_VOL] * unit, "value": o[:, O_VAL] * tk * unit}
+           "passive_fill": self._out_ag[:, 2] * unit[:, None], "passive_value": self._out_ag[:, 3] * (tk * unit)[:, None],
+           "volume": o[:, O_VOL] * unit, "value": o[:, O_VAL] * tk * unit, "taker_volume": o[:, O_TAKER:] * unit[:, None]}   # by aggressor type
     for k, j in (("open", O_OPEN), ("high", O_HIGH), ("low", O_LOW), ("close", O_CLOSE)): res[k] = np.where(traded, o[:, j] * tk, last)
-    res["mid"] = self.mid
-    st = self._state.copy(); d = self.cfg.depth
+    res.update(self.book_state())
+    self._bar += 1
+    return res
+
+@patch
+def book_state(self: MarketSim) -> dict:
+    "The books now: `mid` ($), `last_sign` (taker side of the last trade), `state` (`state_names(cfg.depth)`, $ and shares)."
+    st = self._state.copy(); d = self.cfg.depth; tk, unit = self._tick, self._unit
     st[:, [0, 1, 3]] *= tk[:, None]
     st[:, 4:4 + d] *= tk[:, None]; st[:, 4 + 2 * d:4 + 3 * d] *= tk[:, None]
     st[:, 4 + d:4 + 2 * d] *= unit[:, None]; st[:, 4 + 3 * d:] *= unit[:, None]
-    res["state"] = st
-    self._bar += 1
-    return res
+    return {"mid": self.mid, "last_sign": self._sign.copy(), "state": st}
 
 # %% ../../nbs/04_market.ipynb #f0a1b2c5
 @patch
@@ -622,27 +631,3 @@ def lots_per_minute(agents) -> float:
     if not v > 0: raise SerlError("profiles: this population trades nothing (0 lots per minute on a flat $100 day), so no "
                                   "lot size can be calibrated; add a taker (noise with p_market > 0, informed or momentum)")
     return v
-
-# %% ../../nbs/04_market.ipynb #e47f9d15
-def _bench_day(p, B: int, n_agents: int, minutes: int, seed: int):
-    "Seconds to reset B markets (warm-up included) and step them `minutes - 1` more minutes, and the messages they sent."
-    sim = MarketSim(p, n_agents=n_agents, seed=seed); t0 = time.perf_counter()
-    sim.reset(np.arange(B) % len(p), np.zeros(B, np.int64))
-    q = np.full((B, n_agents), 2.0 * float(sim.unit.max())); s = np.ones((B, n_agents))   # agents: a 2-lot market buy each minute
-    for _ in range(minutes - 1): sim.step_minute(q, s)
-    return time.perf_counter() - t0, int(sim.msgs.sum()), B * (minutes - 1 + sim.cfg.warmup_minutes)
-
-def bench_market(minutes: int = 390, seed: int = 0, batch: int = 64) -> dict:
-    """Seconds per simulated day (`minutes` bars plus the warm-up) of one market, without and with an execution agent
-    sending a market order each minute, and market-minutes/s and messages/s for a batch of `batch` markets."""
-    from serl.market.synthetic import generate_synthetic
-    p = generate_synthetic("synthetic-nasdaq100", 8, 1, seed=seed)
-    for a in (0, 1): _bench_day(p, 2, a, 3, seed)                 # calibrate, compile / load the cache, start the threads
-    out = {}
-    dt, msgs, mm = min(_bench_day(p, 1, 0, minutes, seed) for _ in range(3))
-    out.update(day_s_B1=round(dt, 4), messages_per_s_B1=round(msgs / dt), messages_per_minute=round(msgs / mm, 1))
-    out["day_s_B1_with_agent"] = round(min(_bench_day(p, 1, 1, minutes, seed)[0] for _ in range(3)), 4)
-    dt, msgs, mm = _bench_day(p, batch, 1, minutes, seed)
-    out.update({f"day_s_B{batch}": round(dt, 3), f"market_minutes_per_s_B{batch}": round(mm / dt, 1),
-                f"messages_per_s_B{batch}": round(msgs / dt), "threads": int(numba.get_num_threads())})
-    return out
