@@ -2,7 +2,7 @@
 # Creates .venv (if missing) and installs serl into it. Torch is pinned *first* so pip never
 # resolves an unpinned torch (which would pull a multi-GB CUDA build). GPU users: set
 # SERL_TORCH_SPEC (e.g. "torch==2.13.0 --index-url <your CUDA wheel index>").
-# Usage: source scripts/setup.sh [extras]      (extras: "", or a comma list of dev, docs, dashboard)
+# Usage: source scripts/setup.sh [extras]      (extras: "", or a comma list of dev, docs, dashboard, ray)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3}

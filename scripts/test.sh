@@ -3,7 +3,7 @@
 # the notebooks' own tests (nbdev-test) and the end-to-end tests (pytest).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/setup.sh dev,docs,dashboard
+source scripts/setup.sh dev,docs,dashboard,ray
 # the docs-site and dashboard browser tests need Chromium: install it (as scripts/docs_test.sh does) or say loudly that they skip
 source scripts/chromium.sh || echo "WARNING: no Chromium: the browser tests in tests/test_docs_site.py and tests/test_dashboard.py will be SKIPPED" >&2
 echo "== nbdev-test (notebook tests) =="

@@ -10,12 +10,14 @@ import argparse, importlib, os, sys, time
 from pathlib import Path
 
 from ..core import SerlError, SCALES, repo_root, note
+from ..loop.cluster import EXECUTORS, RAY_EXTRA, Executor, require_ray
 from ..market.data import dataset_slug
 
 # %% auto #0
-__all__ = ['EXPERIMENTS', 'REPORT_FOLDERS', 'DEFAULT_DATASETS', 'LLM_EXPERIMENTS', 'RUN_PREFIXES', 'BENCHMARKS',
-           'experiment_folder', 'runs_folder', 'run_experiment', 'write_experiment_config', 'check_folder',
-           'check_runs', 'preflight', 'write_summary', 'run_bench', 'main', 'datasets_table']
+__all__ = ['EXPERIMENTS', 'REPORT_FOLDERS', 'DEFAULT_DATASETS', 'RESERVED_PARAMS', 'LLM_EXPERIMENTS', 'RUN_PREFIXES',
+           'BENCHMARKS', 'experiment_folder', 'runs_folder', 'run_experiment', 'experiment_params',
+           'write_experiment_config', 'check_folder', 'check_runs', 'preflight', 'write_summary', 'run_bench', 'main',
+           'datasets_table']
 
 # %% ../../nbs/90_cli.ipynb #b5f2a3a7
 EXPERIMENTS = {"main_table": "main_table.ipynb",    # experiment name -> notebook in nbs/experiments
@@ -75,6 +77,24 @@ def run_experiment(name: str = "main_table", dataset: str | None = None, scale: 
         raise SerlError(f"experiment notebook {name}{' on ' + dataset if dataset else ''} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
                         f"  the executed notebook, with the traceback at the top: {dest}") from e
     return dest
+
+RESERVED_PARAMS = ("dataset", "scale", "seed", "out_dir", "runs_dir", "llm")    # set by their own options of `serl reproduce`
+
+def experiment_params(name: str, pairs: list[str]) -> dict:
+    """`-p NAME=VALUE` pairs of `serl reproduce` as notebook parameters (VALUE a Python literal, else a string), checked against
+    the experiment notebook's parameters cell: an unknown or reserved name is an error, before anything runs."""
+    import ast, papermill as pm
+    known = pm.inspect_notebook(str(repo_root()/"nbs"/"experiments"/EXPERIMENTS[name]))
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key: raise SerlError(f"-p {pair!r}: write NAME=VALUE, e.g. -p learned=False")
+        if key in RESERVED_PARAMS: raise SerlError(f"-p {key}: use the option --{key.replace('_dir', '').replace('_', '-')} for it")
+        if key not in known: raise SerlError(f"-p {key}: experiment {name!r} has no parameter {key!r}; its parameters: {', '.join(k for k in known if k not in RESERVED_PARAMS)}")
+        try: out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError): out[key] = text
+    return out
 
 def write_experiment_config(out: str | Path, experiment: str, filename: str = "config.json", **config) -> Path:
     "Write `<out>/<filename>` for an experiment whose settings are plain values or dataclasses (`{type, experiment, serl_version, config}`)."
@@ -184,6 +204,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--runs", default=None, help="folder of the run records and checkpoints that a rerun resumes from "
                    "(default: <out>/runs with --out, else <repo>/runs)")
     r.add_argument("--llm", default=None, help="SE-RL's LLM: embedded (default) | <hub id or local path> | openai:<model>@<url> | server[:<url>]")
+    r.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a parameter of the experiment notebook, e.g. -p learned=False (repeatable)")
+    r.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help=f"where trainings run: local processes, or tasks on a Ray cluster (needs the ray extra: {RAY_EXTRA})")
+    r.add_argument("--ray-address", default=None, help="with --executor ray: auto | HOST:PORT of a running cluster "
+                   "(default: a new Ray instance on this machine)")
     d = sub.add_parser("data", help="datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     f = dsub.add_parser("fetch", help="download, verify and convert a dataset into the cache")
@@ -211,14 +237,29 @@ def main(argv: list[str] | None = None) -> int:
             no_data = args.experiment in REPORT_FOLDERS
             if no_data and args.dataset: experiment_folder(args.experiment, args.dataset[0])      # raises: no dataset here
             datasets = [None] if no_data else list(dict.fromkeys(args.dataset or DEFAULT_DATASETS))
+            params = experiment_params(args.experiment, args.param)
+            ex = Executor(args.executor, args.ray_address)
+            if ex.is_ray: require_ray()
             preflight(args.experiment, datasets, args.scale, args.out, args.runs, args.llm)       # everything, before any training
-            for i, ds in enumerate(datasets):
+            calls = [dict(name=args.experiment, dataset=ds, scale=args.scale, seed=args.seed, out_dir=args.out, runs_dir=args.runs,
+                          **({"llm": args.llm} if args.llm else {}), **params) for ds in datasets]
+            if ex.is_ray:
+                from serl.loop.cluster import connect, cluster_address, cluster_summary
+                connect(ex); ex = Executor("ray", cluster_address())
+                note(cluster_summary())
+            os.environ.update(ex.env())                 # the notebooks' kernels (child processes) send their trainings there
+            if ex.is_ray and len(datasets) > 1:         # the datasets as Ray tasks (each mostly waits for its own trainings)
+                from serl.loop.cluster import map_calls
                 t0 = time.time()
-                note(f"{args.experiment}{'' if no_data else ' on ' + ds} at {args.scale} scale"
-                     + (f" ({i + 1}/{len(datasets)})" if len(datasets) > 1 else "") + " ...")
-                dest = run_experiment(args.experiment, ds, args.scale, args.seed, args.out, runs_dir=args.runs,
-                                      **({"llm": args.llm} if args.llm else {}))
-                note(f"wrote {dest.parent} ({time.time() - t0:.0f} s)")
+                for dest in map_calls(run_experiment, calls, ex, desc="datasets", num_cpus=0): note(f"wrote {dest.parent}")
+                note(f"{len(datasets)} datasets in {time.time() - t0:.0f} s")
+            else:
+                for i, kw in enumerate(calls):
+                    t0 = time.time()
+                    note(f"{args.experiment}{'' if no_data else ' on ' + kw['dataset']} at {args.scale} scale"
+                         + (f" ({i + 1}/{len(datasets)})" if len(datasets) > 1 else "") + " ...")
+                    dest = run_experiment(**kw)
+                    note(f"wrote {dest.parent} ({time.time() - t0:.0f} s)")
             if args.experiment == "main_table": print(f"[serl] summary: {write_summary(args.out, args.experiment)}")
         elif args.cmd == "data":
             if args.data_cmd == "list": print(datasets_table())

@@ -18,6 +18,7 @@ from ..core import SerlError, RunRecords, DataConfig, EnvConfig, config_to_dict,
 from ..design.designers import Candidate, Designer
 from ..design.static_check import Verdict
 from ..design.kinds import KINDS, designed, job_kind, slot_kind
+from .cluster import make_pool
 from .inner import (EvolveConfig, SETTINGS, TASKS, candidate_payload, training_limits, WorkerPool, split_result,
                              policy_from_result)
 
@@ -371,7 +372,7 @@ def run(self: SelfEvolvingRun) -> "SelfEvolvingRun":
              + (f", best screened {self.best_screened.key} ({self.best_screened.val_pa:+.2f} bps)" if self.best_screened else "")
              + ("; it had finished: nothing left to train" if finished else ""))
     start = len(self.log)
-    pool = WorkerPool(self.cfg.workers, training_limits(self.cfg))      # its workers start on the first job
+    pool = make_pool(self.cfg.workers, training_limits(self.cfg))       # local or Ray (`serl.loop.cluster`); workers start on the first job
     try:
         bar = progress(range(start, self.cfg.iterations), desc="SE-RL outer loop", disable=not self.show_progress)
         if start < self.cfg.iterations and not self.stopped:
