@@ -40,7 +40,7 @@ def test_llm_search_no_duplicates(ds, tmp_path):
 
 def test_random_search_control_uses_no_llm(ds, tmp_path):
     llm = ScriptedLLM(fn=lambda p, i: pytest.fail("the no-LLM control called the LLM"))
-    r = run(ds, tmp_path, llm, search="random")
+    r = run(ds, tmp_path, llm, search="random", iterations=1, K=3)
     samples = [s for d in designs(r) for s in d["samples"]]
     assert samples and all(s["prompt"].startswith("random mutation") for s in samples)
     assert sum(s["ok"] for s in samples) >= len(samples) // 2
@@ -49,5 +49,5 @@ def test_random_search_control_uses_no_llm(ds, tmp_path):
 
 
 def test_defaults_only(ds, tmp_path):
-    r = run(ds, tmp_path, ScriptedLLM(["unused"]), designers=())
+    r = run(ds, tmp_path, ScriptedLLM(["unused"]), designers=(), iterations=1)
     assert len(r.candidates) == 1 and not any(r.candidates[0].from_llm.values()) and r.final is not None

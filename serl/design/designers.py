@@ -156,7 +156,7 @@ class Designer:
                  limits: Limits | None = None, score_limits: Limits | None = None, mode: str | None = None,
                  constrained: bool = True):
         if self.kind not in KINDS: raise SerlError(f"{type(self).__name__}: unknown kind {self.kind!r}")
-        self.mode = mode or ("template" if KINDS[self.kind].template is not None else "free")   # free: whole components
+        self.mode = mode or "free"                  # free: whole components; template: the kind's template holes (the loop's mode)
         if self.mode not in ("free", "template"): raise SerlError(f"{type(self).__name__}: mode must be 'free' or 'template', got {self.mode!r}")
         if self.mode == "template" and KINDS[self.kind].template is None: raise SerlError(f"{type(self).__name__}: kind {self.kind!r} has no template")
         self.constrained = bool(constrained)
@@ -214,7 +214,12 @@ class Designer:
     @classmethod
     def for_loop(cls, llm, cfg, params: SamplingParams, train_panel=None) -> "Designer":
         "The designer the outer loop uses (no scoring: the inner loop scores); `cfg` is the loop's `EvolveConfig`."
-        return cls(llm, params=params, score=False)
+        return cls(llm, params=params, score=False, mode=cls.loop_mode())
+
+    @classmethod
+    def loop_mode(cls) -> str:
+        "How the outer loop asks: the kind's template holes when it has a template, else whole components."
+        return "template" if KINDS[cls.kind].template is not None else "free"
 
     def job_part(self, code: str, seed: int, cfg):
         "What a candidate's `code` puts into its training job's payload slot (the kind's `slot`): the code itself here."

