@@ -318,7 +318,7 @@ Files: `lle_heldout.csv` (log p per update, held-out prompt and component), `lle
     paths["md"].write_text(md)
     return paths
 
-# %% ../../nbs/17_dek.ipynb #334181f9
+# %% ../../nbs/17_dek.ipynb #59190233
 def compare_estimators(pa: dict, llm=None, updates: int = 4, lr: float = 1e-3, estimators=("reinforce", "ste"),
                        train_goals=(0, 1), heldout_goals=(2, 3), lle_kw: dict | None = None) -> pd.DataFrame:
     "Held-out log p per token of each component after each LLE update, one run per estimator (PA of each component in `pa`); rows estimator, step, goal, component, pa, group, change."

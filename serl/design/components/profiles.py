@@ -197,7 +197,8 @@ def profile_schema(max_items: int = 4) -> RecordList:
 
 PROFILES_TEMPLATE = Template('''def profiles():
     "The background traders of the simulated market: one record per agent, each field within its range."
-    return «population»
+    population = «population»
+    return population
 ''', (Hole("population", profile_schema(), json.dumps(default_profiles()), max_new_tokens=320,
           doc="population: a JSON list of 1 to 4 agents of types noise, informed, momentum, market_maker, latent"),),
     header="Background traders of a simulated limit-order-book market: a diverse population that makes a realistic market")
