@@ -194,7 +194,7 @@ COMM_TEMPLATE = Template('''import numpy as np
 def message(obs):
     "What this agent tells the others: a short vector (at most 8 numbers) from its observation."
     ret, logv = obs[:5], obs[5:10]        # 5 past 1-minute returns (10 bps), 5 past log-volumes
-    time_left, inventory_left, schedule_gap, drift, side = obs[-5:]
+    time_left, inventory_left, schedule_gap, drift, side = obs[-5:, None]   # arrays of one number each
     m = «message»
     return np.nan_to_num(np.atleast_1d(np.asarray(m, dtype=np.float32)).ravel()[:8])
 
@@ -202,12 +202,14 @@ def aggregate(messages):
     "What an agent hears: one vector of a fixed length from the others' messages."
     M = np.stack(messages)                # (number of other agents, message length)
     a = «aggregate»
-    return np.nan_to_num(np.atleast_1d(np.asarray(a, dtype=np.float32)).ravel()[:8])
+    a = np.asarray(a, dtype=np.float32)
+    a = np.mean(a, axis=0) if a.ndim == 2 and len(a) == len(messages) else a   # still one row per agent: average them
+    return np.nan_to_num(np.atleast_1d(a).ravel()[:8])
 ''', (Hole("message", expr_grammar({"ret", "logv", "time_left", "inventory_left", "schedule_gap", "drift", "side", "obs"},
                                     {"np": NUMPY_FNS}, methods=ARRAY_METHODS),
           "np.array([side * inventory_left, schedule_gap, time_left])", max_new_tokens=40,
           doc="message: the pressure this agent puts on the price, e.g. side times inventory left"),
-     Hole("aggregate", expr_grammar({"M", "messages"}, {"np": NUMPY_FNS}, methods=ARRAY_METHODS),
+     Hole("aggregate", expr_grammar({"M"}, {"np": NUMPY_FNS}, methods=ARRAY_METHODS),
           "np.mean(M, axis=0)", max_new_tokens=32, doc="aggregate: a fixed-length summary of the rows of M")),
     header="Communication protocol of execution agents trading in one order book: messages that raise their PA")
 

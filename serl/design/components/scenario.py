@@ -18,7 +18,7 @@ from ...market.data import Orders, make_orders
 from ..sandbox import ContractError, load_component, entry_points, as_np, same
 from ..static_check import extract_code
 from ..kinds import Kind
-from ..templates import Template, Hole, expr_grammar, NUMPY_FNS, ARRAY_METHODS
+from ..templates import Template, Hole, expr_grammar, NUMPY_ELEMENTWISE, ARRAY_METHODS
 from .profiles import market_realism, short_panel
 from ..designers import Designer
 
@@ -216,14 +216,15 @@ def scenario(rng, n_minutes):
     z = rng.standard_normal(n_minutes)              # i.i.d. N(0, 1)
     e = rng.standard_t(3, n_minutes) / 3.0 ** 0.5   # fat-tailed, about unit variance
     vol = 2e-4 * np.exp(0.3 * rng.standard_normal())  # this day's 1-minute volatility
+    w = rng.lognormal(0.0, 0.3, n_minutes)          # volume noise, median 1
     r = «returns»
     v = «volumes»
     r = np.clip(np.nan_to_num(np.broadcast_to(np.asarray(r, dtype=float), (n_minutes,))), -0.05, 0.05)
     v = np.clip(np.nan_to_num(np.broadcast_to(np.asarray(v, dtype=float), (n_minutes,))), 0.0, 1e3)
     return 100.0 * np.exp(np.cumsum(r)), 5000.0 * v
-''', (Hole("returns", expr_grammar({"u", "z", "e", "vol", "t", "n_minutes", "rng"}, {"np": NUMPY_FNS, "rng": {"normal", "standard_normal", "standard_t", "lognormal", "uniform", "exponential"}}, methods=ARRAY_METHODS), "vol * z", max_new_tokens=40,
+''', (Hole("returns", expr_grammar({"u", "z", "e", "vol", "t", "w"}, {"np": NUMPY_ELEMENTWISE}, methods=ARRAY_METHODS), "vol * z", max_new_tokens=40,
           doc="returns: 1-minute log returns, fat tails and volatility clustering are realistic"),
-     Hole("volumes", expr_grammar({"u", "z", "e", "vol", "t", "n_minutes", "rng"}, {"np": NUMPY_FNS, "rng": {"normal", "standard_normal", "standard_t", "lognormal", "uniform", "exponential"}}, methods=ARRAY_METHODS), "(1.0 + 2.0 * u ** 2) * rng.lognormal(0.0, 0.3, n_minutes)", max_new_tokens=40,
+     Hole("volumes", expr_grammar({"u", "z", "e", "vol", "t", "w"}, {"np": NUMPY_ELEMENTWISE}, methods=ARRAY_METHODS), "(1.0 + 2.0 * u ** 2) * w", max_new_tokens=40,
           doc="volumes: volume multipliers >= 0, U-shaped over the day is realistic")),
     header="Generator of realistic imagined intraday market days (prices, volumes) for training an execution agent")
 
