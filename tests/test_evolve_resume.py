@@ -12,12 +12,12 @@ SCRIPT = textwrap.dedent('''
     from serl.design.designers import ScriptedLLM
     from serl.loop.evolve import run_serl
     from serl.loop.inner import evolve_config
-    GOOD = "```python\\nimport torch\\n\\ndef reward(batch):\\n    return batch['env_reward'] + W * batch['fill'] / batch['quantity']\\n```"
+    GOOD = "fill / quantity * W"                 # the reward template's hole (serl.design.components.reward.REWARD_TEMPLATE)
     dc = DataConfig(dataset="synthetic-nasdaq100", n_instruments=3, n_days=30, window_options=EXPERIMENT_WINDOWS)
     ds = load_dataset(dc, seed=0)
     cfg = evolve_config("smoke", hle=False, lle=False, iterations=2, K=3, workers=1, screen_env_steps=300, train_env_steps=6_000,
                         eta=2, static_num_envs=32, dynamic_num_envs=1, val_orders=8, designers=("reward",), epsilon=0.0)
-    llm = ScriptedLLM(fn=lambda p, i: GOOD.replace("W", str(0.1 * (i + 1))) if i % 2 == 0 else "no code")
+    llm = ScriptedLLM(fn=lambda p, i: GOOD.replace("W", str(0.1 * (i + 1))))   # distinct: duplicates are never trained
     r = run_serl(llm, ds, dc, EnvConfig(step_minutes=30), cfg, run_dir=sys.argv[1], seed=3, show_progress=False)
     print(json.dumps(dict(best=r.best.key, val=[t.val_pa for t in r.candidates], rungs=[[t.key, t.val_pa] for t in r.rungs],
                           final=r.final.val_pa, steps=[r.train_env_steps, r.screen_env_steps], history=r.history.best_so_far.tolist())))

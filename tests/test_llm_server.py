@@ -45,3 +45,23 @@ def test_client_error_not_retried():
         with pytest.raises(SerlError, match="HTTP 401"):
             llm.generate("ping")
     assert len(srv.requests) == 1
+
+
+def test_guided_decoding_fields_and_fallback():
+    "A grammar (expression hole) and a JSON Schema (data hole) go to the server as vLLM and llama.cpp fields; a server that refuses them gets plain requests."
+    from serl.design.kinds import KINDS
+    hole, data = KINDS["reward"].template.holes[0].grammar, KINDS["profiles"].template.holes[0].grammar
+    with LocalOpenAIServer(None) as srv:
+        llm = OpenAILLM("echo", srv.base_url, chat=False)
+        llm.generate("x =", max_new_tokens=3, constraint=hole)
+        llm.generate("p =", max_new_tokens=3, constraint=data)
+    g, j = srv.requests
+    assert g["guided_grammar"] == g["grammar"] == hole.gbnf() and "side" in g["grammar"] and "root ::=" in g["grammar"]
+    assert j["guided_json"] == j["json_schema"] == data.json_schema() and j["json_schema"]["type"] == "array"
+    assert llm.last["constrained"] == "server"
+    with LocalOpenAIServer(None, guided=False) as srv:                    # refuses unknown fields with HTTP 400
+        llm = OpenAILLM("echo", srv.base_url, chat=False, max_retries=0)
+        out = llm.generate("x =", max_new_tokens=3, constraint=hole)
+        llm.generate("y =", max_new_tokens=3, constraint=hole)
+    assert out == [["echo 0: x"]] and llm.guided is False and llm.last["constrained"] == "validate"
+    assert "grammar" in srv.requests[0] and not any("grammar" in r for r in srv.requests[1:]) and len(srv.requests) == 3

@@ -22,7 +22,8 @@ from .hle import HLE, finite_or_nan
 from .lle import LLE, reset_adapters
 
 # %% auto #0
-__all__ = ['EXPERIMENT_REWARDS', 'EXPERIMENT_GOALS', 'DEK', 'lle_experiment', 'summarize_lle', 'write_lle_report', 'bench_lle']
+__all__ = ['EXPERIMENT_REWARDS', 'EXPERIMENT_GOALS', 'DEK', 'experiment_prompts', 'heldout_logprob', 'lle_experiment',
+           'summarize_lle', 'write_lle_report', 'compare_estimators', 'write_estimator_report', 'bench_lle']
 
 # %% ../../nbs/17_dek.ipynb #ee379b3f
 class DEK:
@@ -132,6 +133,21 @@ def _peak_mb() -> float:
     return r / 2**20 if sys.platform == "darwin" else r / 1024
 
 # %% ../../nbs/17_dek.ipynb #c6eaec5c
+def experiment_prompts(llm, train_goals=(0, 1), heldout_goals=(2, 3), max_new_tokens: int = 200):
+    "(reward designer, micro prompts, {goal: training prompt}, {goal: held-out prompt}) of the LLE experiments."
+    from serl.design.components.reward import LLM4Reward
+    des = LLM4Reward(llm, score=False, params=SamplingParams(max_new_tokens=max_new_tokens, temperature=0.7))
+    goals = [g or LLM4Reward.goal for g in EXPERIMENT_GOALS]
+    def prompt(i): des.goal = goals[i]; return des.build_prompt()
+    return des, goals, {i: prompt(i) for i in train_goals}, {i: prompt(i) for i in heldout_goals}
+
+def heldout_logprob(lle, held_p: dict, components, completion: dict, step: int) -> list[dict]:
+    "Rows (step, goal, component, log p, tokens, log p per token) of every component under every held-out prompt."
+    pairs = [(g, c) for g in held_p for c in components]
+    lp = lle.logprob([held_p[g] for g, _ in pairs], [completion[c] for _, c in pairs])
+    ntok = [len(lle.tokenizer(completion[c], add_special_tokens=False).input_ids) for _, c in pairs]
+    return [dict(step=step, goal=g, component=c, logp=x, tokens=n, logp_per_token=x / n) for (g, c), x, n in zip(pairs, lp, ntok)]
+
 def lle_experiment(llm=None, updates: int = 4, lr: float = 1e-3, K: int = 8, seeds=(0,), train_goals=(0, 1), heldout_goals=(2, 3),
                    lle_kw: dict | None = None, max_new_tokens: int = 200, show_progress: bool = True) -> dict:
     "LLE on (training prompt, component, PA) triples; held-out log p per component and step, valid rates before/after, seconds and memory per step."
@@ -155,16 +171,9 @@ def lle_experiment(llm=None, updates: int = 4, lr: float = 1e-3, K: int = 8, see
     comps["group"] = np.where(np.arange(len(comps)) < len(comps) // 2, "high", "low")
     completion = {r.component: f"```python\n{r.code.strip()}\n```" for r in comps.itertuples()}
     # prompts: the designer's prompt with different micro prompts
-    des = LLM4Reward(llm, score=False, params=SamplingParams(max_new_tokens=max_new_tokens, temperature=0.7))
-    goals = [g or LLM4Reward.goal for g in EXPERIMENT_GOALS]
-    def prompt(i): des.goal = goals[i]; return des.build_prompt()
-    train_p, held_p = {i: prompt(i) for i in train_goals}, {i: prompt(i) for i in heldout_goals}
+    des, goals, train_p, held_p = experiment_prompts(llm, train_goals, heldout_goals, max_new_tokens)
     lle = LLE(llm, lr=lr, **(lle_kw or {}))
-    def held_lp(step):
-        pairs = [(g, c) for g in held_p for c in comps.component]
-        lp = lle.logprob([held_p[g] for g, _ in pairs], [completion[c] for _, c in pairs])
-        ntok = [len(llm.tokenizer(completion[c], add_special_tokens=False).input_ids) for _, c in pairs]
-        return [dict(step=step, goal=g, component=c, logp=x, tokens=n, logp_per_token=x / n) for (g, c), x, n in zip(pairs, lp, ntok)]
+    def held_lp(step): return heldout_logprob(lle, held_p, comps.component, completion, step)
     def valid_rate(when):
         rows = []
         for g in held_p:
@@ -308,6 +317,48 @@ Files: `lle_heldout.csv` (log p per update, held-out prompt and component), `lle
 """
     paths["md"].write_text(md)
     return paths
+
+# %% ../../nbs/17_dek.ipynb #59190233
+def compare_estimators(pa: dict, llm=None, updates: int = 4, lr: float = 1e-3, estimators=("reinforce", "ste"),
+                       train_goals=(0, 1), heldout_goals=(2, 3), lle_kw: dict | None = None) -> pd.DataFrame:
+    "Held-out log p per token of each component after each LLE update, one run per estimator (PA of each component in `pa`); rows estimator, step, goal, component, pa, group, change."
+    import torch
+    from serl.design.llm import embedded_llm
+    torch.set_num_threads(1)
+    llm = llm or embedded_llm(threads=1)
+    comps = pd.DataFrame({"component": list(pa), "pa": [float(pa[c]) for c in pa]}).sort_values("pa", ascending=False, ignore_index=True)
+    comps["group"] = np.where(np.arange(len(comps)) < len(comps) // 2, "high", "low")
+    completion = {c: f"```python\n{EXPERIMENT_REWARDS[c].strip()}\n```" for c in comps.component}
+    des, _, train_p, held_p = experiment_prompts(llm, train_goals, heldout_goals)
+    des.close()
+    samples = [(train_p[g], completion[r.component], float(r.pa)) for g in train_p for r in comps.itertuples()]
+    rows = []
+    for est in estimators:
+        lle = LLE(llm, lr=lr, estimator=est, **(lle_kw or {}))           # a second LLE on the same model resets the adapters
+        t0 = time.perf_counter()
+        rows += [dict(r, estimator=est) for r in heldout_logprob(lle, held_p, comps.component, completion, 0)]
+        for u in range(1, updates + 1):
+            st = lle.update(samples)
+            rows += [dict(r, estimator=est, grad_norm=st["grad_norm"], seconds=time.perf_counter() - t0)
+                     for r in heldout_logprob(lle, held_p, comps.component, completion, u)]
+    reset_adapters(llm)
+    df = pd.DataFrame(rows).merge(comps, on="component")
+    base = df[df.step == 0].set_index(["estimator", "goal", "component"]).logp_per_token
+    df["change"] = df.logp_per_token - base.loc[list(zip(df.estimator, df.goal, df.component))].to_numpy()
+    return df
+
+def write_estimator_report(df: pd.DataFrame, out_dir, note: str = "") -> Path:
+    "`lle_ste.csv` and `lle_ste.md` (mean change of held-out log p per token by estimator, group and step; the high-low gap) in `out_dir`."
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out/"lle_ste.csv", index=False)
+    g = df.groupby(["estimator", "step", "group"]).change.mean().unstack()
+    g["high - low"] = g["high"] - g["low"]
+    last = df[df.step == df.step.max()].groupby(["estimator", "component", "pa"]).change.mean().unstack(0)
+    (out/"lle_ste.md").write_text("# LLE: REINFORCE vs the straight-through estimator (STE)\n\n" + note + "\n\n"
+        "Mean change of the held-out log p per token since step 0, by estimator, update and group (high / low: the two "
+        "components with the higher / lower PA); `high - low` > 0 means the update moved probability towards the better designs.\n\n"
+        + g.to_markdown(floatfmt=".4f") + "\n\nAfter the last update, per component:\n\n" + last.to_markdown(floatfmt=".4f") + "\n")
+    return out/"lle_ste.md"
 
 # %% ../../nbs/17_dek.ipynb #05126893
 def bench_lle(n: int = 4, llm=None) -> dict:

@@ -18,6 +18,7 @@ from .llm import LLM, SamplingParams
 from .sandbox import Sandbox
 from .static_check import Verdict, Limits, extract_code
 from .kinds import KINDS
+from .templates import fill_holes, versions_of
 
 # %% auto #0
 __all__ = ['SCORE_BUDGET', 'WARM_PRELOAD', 'OUTPUT_FORMAT', 'Candidate', 'CandidateBuffer', 'score_payload', 'ppo_score',
@@ -152,8 +153,13 @@ class Designer:
     def __init__(self, llm: LLM, sandbox: Sandbox | None = None, buffer: CandidateBuffer | None = None,
                  params: SamplingParams | None = None, records: RunRecords | None = None, n_examples: int = 2,
                  check_payload: dict | None = None, budget: dict | None = None, score: bool = True,
-                 limits: Limits | None = None, score_limits: Limits | None = None):
+                 limits: Limits | None = None, score_limits: Limits | None = None, mode: str | None = None,
+                 constrained: bool = True):
         if self.kind not in KINDS: raise SerlError(f"{type(self).__name__}: unknown kind {self.kind!r}")
+        self.mode = mode or "free"                  # free: whole components; template: the kind's template holes (the loop's mode)
+        if self.mode not in ("free", "template"): raise SerlError(f"{type(self).__name__}: mode must be 'free' or 'template', got {self.mode!r}")
+        if self.mode == "template" and KINDS[self.kind].template is None: raise SerlError(f"{type(self).__name__}: kind {self.kind!r} has no template")
+        self.constrained = bool(constrained)
         self.llm, self.sandbox, self.records = llm, sandbox, records
         self.buffer = buffer if buffer is not None else CandidateBuffer()
         self.params = params or SamplingParams(max_new_tokens=200, temperature=0.7)
@@ -199,13 +205,21 @@ class Designer:
         if not v.ok: return float("nan"), {"error": v.feedback()}
         return float(v.details.get("score", float("nan"))), {k: x for k, x in v.details.items() if isinstance(x, (int, float, str))}
 
-    def default_code(self) -> str: return extract_code(KINDS[self.kind].example)
+    def default_code(self) -> str:
+        "The hand-written component: the template with its default holes (template mode), else the kind's example."
+        t = KINDS[self.kind].template
+        return t.default_code if self.mode == "template" and t is not None else extract_code(KINDS[self.kind].example)
 
     # -- the outer loop's view (serl.loop): how a designer is built and what it adds to a training job --------------
     @classmethod
     def for_loop(cls, llm, cfg, params: SamplingParams, train_panel=None) -> "Designer":
         "The designer the outer loop uses (no scoring: the inner loop scores); `cfg` is the loop's `EvolveConfig`."
-        return cls(llm, params=params, score=False)
+        return cls(llm, params=params, score=False, mode=cls.loop_mode())
+
+    @classmethod
+    def loop_mode(cls) -> str:
+        "How the outer loop asks: the kind's template holes when it has a template, else whole components."
+        return "template" if KINDS[cls.kind].template is not None else "free"
 
     def job_part(self, code: str, seed: int, cfg):
         "What a candidate's `code` puts into its training job's payload slot (the kind's `slot`): the code itself here."
@@ -234,18 +248,30 @@ class Designer:
 
     def design(self, K: int = 4, seed: int = 0, few_shot: bool = True, repair_rounds: int = 1,
                context: str | None = None, update_buffer: bool = True, score: bool | None = None,
-               examples: list[Candidate] | None = None) -> list[Candidate]:
-        "One round: K samples, validation, at most `repair_rounds` repairs each, scoring; valid first (best first), then the fallback if none was valid. `examples` replace the buffer's few-shot examples (DEK's in-context learning)."
+               examples: list[Candidate] | None = None, mode: str | None = None, constrained: bool | None = None) -> list[Candidate]:
+        """One round: K samples, validation, at most `repair_rounds` repairs each, scoring; valid first (best first), then the fallback if none was valid.
+        `examples` replace the buffer's few-shot examples (DEK's in-context learning). Template mode (`mode`, default the designer's): the LLM
+        fills the kind's template holes, the examples are the best-shot prompt's earlier versions, `constrained` (default the designer's) decodes
+        under the holes' grammars, and there are no repairs (a hole is one expression)."""
         if K < 1 or repair_rounds < 0: raise SerlError(f"{self.name}.design: need K >= 1 and repair_rounds >= 0, got {K}, {repair_rounds}")
         score = self.scoring if score is None else score
+        mode, constrained = mode or self.mode, self.constrained if constrained is None else constrained
         t_start = time.perf_counter()
         if examples is None: examples = self.buffer.examples(self.n_examples) if few_shot else []
-        prompt = self.build_prompt(context, examples)
-        replies = self._generate([prompt], seed, K)[0]
+        tmpl = KINDS[self.kind].template if mode == "template" else None
+        if tmpl is not None:
+            ctx = " ".join(x for x in (self.goal if few_shot else "", context or "") if x)   # HLE's micro (goal) and macro prompts
+            codes, prompt, replies, _ = fill_holes(self.llm, tmpl, K, replace(self.params, seed=seed), constrained,
+                                                   versions_of(tmpl, examples), ctx)
+            repair_rounds = 0
+        else:
+            prompt = self.build_prompt(context, examples)
+            replies = self._generate([prompt], seed, K)[0]
+            codes = [extract_code(r) for r in replies]
         gen_s = time.perf_counter() - t_start
         cands = []
-        for r in replies:
-            t0 = time.perf_counter(); code = extract_code(r); v = self.check(code)
+        for r, code in zip(replies, codes):
+            t0 = time.perf_counter(); v = self.check(code)
             cands.append(Candidate(code, self.kind, v, prompt=prompt, response=r, first_ok=v.ok, seconds=gen_s / K + time.perf_counter() - t0))
         self.timing = {"first_s": time.perf_counter() - t_start}
         for rnd in range(1, repair_rounds + 1):                          # bounded: at most repair_rounds extra LLM calls each

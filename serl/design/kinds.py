@@ -44,6 +44,7 @@ class Kind:
     absent: str = "example"           # what a job uses when the kind is not designed: "example" | "none"
     smoke: bool = True                # designed by the smoke preset of the loop
     designer: type | None = None      # the `serl.design.designers.Designer` subclass; None: not designed
+    template: object = None           # a `serl.design.templates.Template`: the component with holes the LLM fills; None: whole components
 
     @property
     def spec(self) -> Spec:

@@ -18,7 +18,7 @@ from .kinds import KINDS
 from .hle import REWRITE_PROMPT, finite_or_nan
 
 # %% auto #0
-__all__ = ['ADAPTER', 'shared_prompt_logprob', 'reset_adapters', 'LLE', 'tiny_llm']
+__all__ = ['ADAPTER', 'ESTIMATORS', 'shared_prompt_logprob', 'reset_adapters', 'ste_tokens', 'LLE', 'tiny_llm']
 
 # %% ../../nbs/17b_lle.ipynb #18018301
 ADAPTER = "serl"
@@ -27,8 +27,8 @@ def _lora_layers(model):
     from peft.tuners.lora import LoraLayer
     return [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer) and ADAPTER in m.lora_A]
 
-def shared_prompt_logprob(model, tokenizer, prompt, completions, chat: bool | None = None):
-    "Differentiable summed log p of several completions of one prompt (and token counts), the prompt run once and its KV cache shared."
+def shared_prompt_logprob(model, tokenizer, prompt, completions, chat: bool | None = None, token_fn=None):
+    "Differentiable summed log p of several completions of one prompt (and token counts), the prompt run once and its KV cache shared (`token_fn`: applied to each token's log p before the sum)."
     import torch
     pairs = encode_pairs(tokenizer, [prompt] * len(completions), list(completions), chat)
     p, cs = pairs[0][0], [c for _, c in pairs]
@@ -37,7 +37,7 @@ def shared_prompt_logprob(model, tokenizer, prompt, completions, chat: bool | No
     n = torch.tensor([len(c) for c in cs], device=dev)
     out = model(input_ids=torch.tensor([p], device=dev), use_cache=True)
     cache = out.past_key_values
-    if Lc == 0 or not hasattr(cache, "batch_repeat_interleave"): return logprob_tensors(model, tokenizer, [prompt] * B, completions, chat)
+    if Lc == 0 or not hasattr(cache, "batch_repeat_interleave"): return logprob_tensors(model, tokenizer, [prompt] * B, completions, chat, token_fn)
     cache.batch_repeat_interleave(B)                                     # one prompt, B completions
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids = torch.full((B, Lc), pad, dtype=torch.long, device=dev)
@@ -48,6 +48,7 @@ def shared_prompt_logprob(model, tokenizer, prompt, completions, chat: bool | No
     z = torch.cat([out.logits[:, -1:].expand(B, 1, -1), logits[:, :-1]], 1)[m].float()   # row t predicts completion token t
     tok_lp = z.gather(1, ids[m][:, None])[:, 0] - torch.logsumexp(z, dim=1)
     row = torch.arange(B, device=dev)[:, None].expand_as(m)[m]
+    if token_fn is not None: tok_lp = token_fn(tok_lp)
     return torch.zeros(B, dtype=tok_lp.dtype, device=dev).index_add(0, row, tok_lp), n
 
 def _chunks(prompts: list, size: int) -> list[list[int]]:
@@ -66,11 +67,18 @@ def reset_adapters(llm) -> bool:
     return True
 
 # %% ../../nbs/17b_lle.ipynb #ae9784ed
+def ste_tokens(tok_lp):
+    "Straight-through value of each sampled token: 1 (its one-hot entry) in the forward pass, the gradient of its softmax probability p_t in the backward pass: y_t = 1 + p_t - sg(p_t)."
+    p = tok_lp.exp()
+    return 1.0 + p - p.detach()
+
+ESTIMATORS = {"reinforce": None, "ste": ste_tokens}   # per-token function summed into the objective (None: log p itself)
+
 class LLE:
-    "Low-level enhancement: LoRA adapters injected into a local model in place, trained with REINFORCE on (prompt, completion, PA)."
+    "Low-level enhancement: LoRA adapters injected into a local model in place, trained on (prompt, completion, PA) with REINFORCE (default) or the paper's straight-through estimator (`estimator='ste'`)."
     def __init__(self, llm, r: int = 8, lora_alpha: int = 16, lr: float = 1e-4, baseline_ema: float = 0.9,
                  max_grad_norm: float = 1.0, target_modules=None, seed: int = 0, normalize: bool = True,
-                 micro_batch: int = 4, weight_decay: float = 0.0, share_prompt: bool = True):
+                 micro_batch: int = 4, weight_decay: float = 0.0, share_prompt: bool = True, estimator: str = "reinforce"):
         if not getattr(llm, "has_weights", False) or getattr(llm, "model", None) is None:
             raise SerlError(f"LLE needs a local model with weights (an HFLLM); {llm!r} ({getattr(llm, 'backend', '?')} backend) has none. "
                             "Use DEK(llm, lle=False) for prompt-level enhancement only, or a local model (make_llm(None) or a Hugging Face id).")
@@ -79,10 +87,12 @@ class LLE:
                             f"got r={r}, lr={lr}, baseline_ema={baseline_ema}, micro_batch={micro_batch}, max_grad_norm={max_grad_norm}")
         import torch
         from peft import LoraConfig, inject_adapter_in_model
+        if estimator not in ESTIMATORS: raise SerlError(f"LLE: estimator must be one of {list(ESTIMATORS)}, got {estimator!r}")
         self.llm, self.model, self.tokenizer = llm, llm.model, llm.tokenizer
         self.cfg = dict(r=int(r), lora_alpha=lora_alpha, lr=lr, baseline_ema=baseline_ema, max_grad_norm=max_grad_norm,
                         target_modules=None if target_modules is None else sorted(target_modules), seed=seed,
-                        normalize=normalize, micro_batch=micro_batch, weight_decay=weight_decay, share_prompt=share_prompt)
+                        normalize=normalize, micro_batch=micro_batch, weight_decay=weight_decay, share_prompt=share_prompt,
+                        estimator=estimator)
         shape = dict(r=int(r), lora_alpha=lora_alpha, target_modules=self.cfg["target_modules"])
         old = getattr(self.model, "_serl_lora", None)
         if old is None:
@@ -113,11 +123,11 @@ class LLE:
 
 # %% ../../nbs/17b_lle.ipynb #d7612c9d
 @patch
-def _lp(self: LLE, prompts, completions):
-    "Differentiable (summed log p, tokens) of a chunk; one shared prompt run when the chunk has one prompt."
+def _lp(self: LLE, prompts, completions, token_fn=None):
+    "Differentiable (summed log p, tokens) of a chunk (or of `token_fn` of each token's log p); one shared prompt run when the chunk has one prompt."
     if self.cfg["share_prompt"] and len(completions) > 1 and all(p == prompts[0] for p in prompts):
-        return shared_prompt_logprob(self.model, self.tokenizer, prompts[0], completions, self.llm.chat)
-    return logprob_tensors(self.model, self.tokenizer, prompts, completions, self.llm.chat)
+        return shared_prompt_logprob(self.model, self.tokenizer, prompts[0], completions, self.llm.chat, token_fn)
+    return logprob_tensors(self.model, self.tokenizer, prompts, completions, self.llm.chat, token_fn)
 
 @patch
 def logprob(self: LLE, prompts, completions) -> np.ndarray:
@@ -133,7 +143,8 @@ def logprob(self: LLE, prompts, completions) -> np.ndarray:
 
 @patch
 def update(self: LLE, samples: list[tuple[str, str, float]]) -> dict:
-    "One REINFORCE step on (prompt, completion, PA) samples: loss = -(PA - b) log p / tokens; returns loss, baseline, n, tokens, grad_norm, seconds (wall, cpu)."
+    """One step on (prompt, completion, PA) samples; returns loss, baseline, n, tokens, grad_norm, seconds (wall, cpu).
+    REINFORCE: loss = -(PA - b) log p / tokens. STE: loss = -(PA - b) mean_t y_t with y_t = 1 + p_t - sg(p_t) (`ESTIMATORS`)."""
     import torch
     t0, c0 = time.perf_counter(), time.process_time()
     samples = [(p, c, finite_or_nan(a)) for p, c, a in samples]
@@ -147,7 +158,7 @@ def update(self: LLE, samples: list[tuple[str, str, float]]) -> dict:
     self.opt.zero_grad(set_to_none=True)
     with torch_threads(self.llm.threads):
         for ix in _chunks([x[0] for x in samples], self.cfg["micro_batch"]):   # gradients accumulate over chunks
-            s, n = self._lp([samples[i][0] for i in ix], [samples[i][1] for i in ix])
+            s, n = self._lp([samples[i][0] for i in ix], [samples[i][1] for i in ix], ESTIMATORS[self.cfg["estimator"]])
             lp = s / n.clamp(min=1) if self.cfg["normalize"] else s
             a = torch.as_tensor(adv[ix], dtype=lp.dtype, device=lp.device)
             loss = -(a * lp).sum() / N                                # -(PA - b) log p, averaged over the batch

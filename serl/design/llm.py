@@ -74,13 +74,14 @@ class LLM:
 
     def generate(self, prompts: Prompt | Sequence[Prompt], n: int = 1, params: SamplingParams | None = None,
                  **kw) -> list[list[str]]:
-        "`n` samples for each prompt (a list of `n` texts per prompt); `kw` overrides fields of `params` (and `chat=` the backend's chat setting)."
+        "`n` samples for each prompt (a list of `n` texts per prompt); `kw` overrides fields of `params` (and `chat=` the backend's chat setting, `constraint=` a grammar of `serl.design.grammar` the texts must follow)."
         prompts = _as_prompt_list(prompts)
         if n < 1: raise SerlError(f"{self.name}: n must be >= 1, got {n}")
-        chat = kw.pop("chat", None)
+        chat, constraint = kw.pop("chat", None), kw.pop("constraint", None)
         p = _params(params, kw)
         t0 = time.perf_counter()
-        texts, ptoks, ctoks, extra = self._generate(prompts, n, p, chat)
+        if constraint is None: texts, ptoks, ctoks, extra = self._generate(prompts, n, p, chat)
+        else: texts, ptoks, ctoks, extra = self._generate_constrained(prompts, n, p, chat, constraint)
         self._record("generate", prompts=prompts, n=n, params=asdict(p), responses=texts, prompt_tokens=ptoks,
                      completion_tokens=ctoks, seconds=time.perf_counter() - t0, **extra)
         return texts
@@ -106,6 +107,11 @@ class LLM:
 
     def _generate(self, prompts, n, p, chat): raise NotImplementedError
     def _logprob(self, prompts, completions): raise NotImplementedError
+
+    def _generate_constrained(self, prompts, n, p, chat, constraint):
+        "Without guided decoding: plain generation ending at a newline; the caller validates (a backend that can constrain overrides this)."
+        texts, ptoks, ctoks, extra = self._generate(prompts, n, replace(p, stop=tuple(p.stop) + ("\n",)), chat)
+        return texts, ptoks, ctoks, {**extra, "constrained": "validate"}
     def __repr__(self): return f"{type(self).__name__}({self.name!r})"
 
 # %% ../../nbs/09_llm.ipynb #3b95f895
@@ -161,8 +167,8 @@ def encode_pairs(tokenizer, prompts, completions, chat):
         out.append((p_ids, c_ids))
     return out
 
-def logprob_tensors(model, tokenizer, prompts: Sequence[Prompt], completions: Sequence[str], chat: bool | None = None):
-    "Differentiable summed log-probabilities (float tensor) and token counts (long tensor) of completions given prompts."
+def logprob_tensors(model, tokenizer, prompts: Sequence[Prompt], completions: Sequence[str], chat: bool | None = None, token_fn=None):
+    "Differentiable summed log-probabilities (float tensor) and token counts (long tensor) of completions given prompts (`token_fn`: applied to each token's log p before the sum)."
     import torch
     pairs = encode_pairs(tokenizer, list(prompts), list(completions), chat)
     dev = next(model.parameters()).device
@@ -180,6 +186,7 @@ def logprob_tensors(model, tokenizer, prompts: Sequence[Prompt], completions: Se
     z = logits[:, :-1][sel].float()                                   # (N, V), only the scored rows
     tok_lp = z.gather(1, ids[:, 1:][sel][:, None])[:, 0] - torch.logsumexp(z, dim=1)
     row = torch.arange(len(pairs), device=dev)[:, None].expand_as(sel)[sel]
+    if token_fn is not None: tok_lp = token_fn(tok_lp)
     sums = torch.zeros(len(pairs), dtype=tok_lp.dtype, device=dev).index_add(0, row, tok_lp)
     return sums, tgt.sum(1)
 
@@ -242,6 +249,19 @@ class HFLLM(LLM):
                         row_c.append(len(seq))
                     texts.append(row_t); ctoks.append(row_c)
         return texts, ptoks, ctoks, {"device": self.device}
+
+    def _generate_constrained(self, prompts, n, p, chat, constraint):
+        "Every token filtered by `constraint` (`serl.design.grammar.sample_constrained`): the prompt is run once, its cache shared by the n rows."
+        import torch
+        from serl.design.grammar import sample_constrained
+        chat = self.chat if chat is None else chat
+        texts, ptoks, ctoks = [], [], []
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), torch_threads(self.threads):
+            for q in prompts:
+                text = format_prompt(self.tokenizer, q, chat)
+                t, c, pt = sample_constrained(self.model, self.tokenizer, text, n, p, constraint, add_special_tokens=text is q)
+                texts.append(t); ctoks.append(c); ptoks.append(pt)
+        return texts, ptoks, ctoks, {"device": self.device, "constrained": "logits"}
 
     def _logprob(self, prompts, completions):
         import torch
@@ -372,8 +392,9 @@ class OpenAILLM(LLM):
 
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
                  chat: bool = True, timeout: float = 60.0, max_retries: int = 3, backoff: float = 0.5,
-                 max_backoff: float = 20.0, concurrency: int = 4, records: RunRecords | None = None):
+                 max_backoff: float = 20.0, concurrency: int = 4, records: RunRecords | None = None, guided: bool = True):
         super().__init__(records)
+        self.guided = guided                 # send grammars/schemas (vLLM guided_*, llama.cpp grammar/json_schema); off after a refusal
         try: import openai
         except ImportError as e: raise SerlError("the OpenAI-compatible backend needs the `openai` package: pip install openai") from e
         self.base_url, key = server_settings(base_url, api_key)
@@ -419,12 +440,13 @@ class OpenAILLM(LLM):
         raise SerlError(f"{what} at {self.base_url} (model {getattr(self, 'name', '?')}) failed after {n} attempt{'s'*(n > 1)}: "
                         f"{last}; {_HINTS[last.kind]}")
 
-    def _one(self, prompt, n: int, p: SamplingParams, chat: bool):
+    def _one(self, prompt, n: int, p: SamplingParams, chat: bool, extra_body: dict | None = None):
         "n samples for one prompt: (texts, prompt tokens, completion tokens per sample)."
         texts, ctoks, ptok = [], [], 0
         while len(texts) < n:
             k = len(texts)
             kw = dict(model=self.name, n=n - k, max_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p)
+            if extra_body: kw["extra_body"] = extra_body
             if p.stop: kw["stop"] = list(p.stop)
             if p.seed is not None: kw["seed"] = p.seed + k
             if chat:
@@ -441,13 +463,23 @@ class OpenAILLM(LLM):
             ctoks += [ct//len(got) if ct is not None else None]*len(got)
         return texts, ptok, ctoks
 
-    def _generate(self, prompts, n, p, chat):
+    def _generate(self, prompts, n, p, chat, extra_body: dict | None = None):
         chat = self.chat if chat is None else chat
         r0 = self.stats["retries"]
         with ThreadPoolExecutor(max(1, min(self.concurrency, len(prompts)))) as ex:
-            res = list(ex.map(lambda q: self._one(q, n, p, chat), prompts))
+            res = list(ex.map(lambda q: self._one(q, n, p, chat, extra_body), prompts))
         return ([r[0] for r in res], [r[1] for r in res], [r[2] for r in res],
                 {"base_url": self.base_url, "retries": self.stats["retries"] - r0})
+
+    def _generate_constrained(self, prompts, n, p, chat, constraint):
+        "Guided decoding where the server supports it (the grammar or JSON Schema in the request); after a refusal, plain generation (validated by the caller)."
+        from serl.design.grammar import guided_fields
+        if self.guided:
+            try: return (*self._generate(prompts, n, p, chat, guided_fields(constraint))[:3], {"base_url": self.base_url, "constrained": "server"})
+            except SerlError as e:
+                if "refused" not in str(e): raise
+                self.guided = False                      # the server rejects the extra fields: do not send them again
+        return super()._generate_constrained(prompts, n, p, chat, constraint)
 
 # %% ../../nbs/09_llm.ipynb #b141fb22
 def _err_text(e) -> str:
@@ -473,8 +505,8 @@ def echo_reply(prompt, n: int, p: SamplingParams) -> list[str]:
 class LocalOpenAIServer:
     "A stdlib OpenAI-compatible server on 127.0.0.1 (background thread), backed by an `LLM` or a deterministic echo."
     def __init__(self, llm: LLM | None = None, faults: Sequence = (), model: str = "serl-local", slow_s: float = 2.0,
-                 port: int = 0):
-        self.llm, self.faults, self.model, self.slow_s = llm, list(faults), model, slow_s
+                 port: int = 0, guided: bool = True):
+        self.llm, self.faults, self.model, self.slow_s, self.guided = llm, list(faults), model, slow_s, guided
         self.requests, self._lock, self._llm_lock = [], threading.Lock(), threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.httpd.daemon_threads = True
@@ -500,6 +532,8 @@ class LocalOpenAIServer:
         chat = path.endswith("/chat/completions")
         if not (chat or path.endswith("/completions")): return 404, {"error": {"message": f"no route {path}"}}, {}
         prompt = body.get("messages") if chat else body.get("prompt")
+        guided = {k: body[k] for k in ("guided_grammar", "guided_json", "grammar", "json_schema") if k in body}
+        if guided and not self.guided: return 400, {"error": {"message": f"unknown field(s) {sorted(guided)}", "type": "invalid_request_error"}}, {}
         n = int(body.get("n") or 1)
         p = SamplingParams(max_new_tokens=int(body.get("max_tokens") or 16), temperature=float(body.get("temperature", 0.7)),
                            top_p=float(body.get("top_p", 1.0)), stop=tuple(body.get("stop") or ()) if not isinstance(body.get("stop"), str) else (body["stop"],),

@@ -19,6 +19,7 @@ from ..design.designers import Candidate, Designer
 from ..design.static_check import Verdict
 from ..design.kinds import KINDS, designed, job_kind, slot_kind
 from .cluster import make_pool
+from ..design.search import ProgramDatabase, program_key, random_mutation
 from .inner import (EvolveConfig, SETTINGS, TASKS, candidate_payload, training_limits, WorkerPool, split_result,
                              policy_from_result)
 
@@ -26,7 +27,7 @@ RESTORED = Verdict(True, "runtime", "validated earlier in this run")   # verdict
 
 # %% auto #0
 __all__ = ['RESTORED', 'designer_classes', 'make_designers', 'pick', 'candidate_key', 'TrainedCandidate', 'OuterEMA',
-           'SelfEvolvingRun', 'ranked', 'run_serl']
+           'SelfEvolvingRun', 'combo_key', 'ranked', 'run_serl']
 
 # %% ../../nbs/18_evolve.ipynb #cc63517e
 def designer_classes() -> dict:
@@ -105,6 +106,9 @@ class SelfEvolvingRun:
         if dek is None: reset_adapters(llm)                               # a model cached in this process may carry an earlier run's LoRA
         self.dek = dek if dek is not None else self._make_dek()
         self.designers = make_designers(llm, self.cfg, dataset.splits["train"])
+        self.dbs = {k: ProgramDatabase(self.cfg.islands) for k in self.designers}   # FunSearch's program database, per kind
+        for k, des in self.designers.items(): self.dbs[k].add(des.default_code(), float("nan"))
+        self.trained_keys: set = set()                                   # normalised ASTs of every combo trained in this run
         self.conv = OuterEMA(self.cfg.ema, self.cfg.epsilon)
         self.iteration, self.best_screened, self.log, self.stopped = 0, None, [], False
         self.candidates: list[TrainedCandidate] = []                     # every screening
@@ -160,32 +164,88 @@ def _jsonable(d):
     return json.loads(json.dumps(d, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 # %% ../../nbs/18_evolve.ipynb #2cb1f2a0
+def combo_key(codes: dict) -> str:
+    "The normalised AST of every kind's code of a combo (None: the default): equal keys are the same candidate."
+    return json.dumps({k: (program_key(v) if v else None) for k, v in sorted(codes.items())})
+
+@patch
+def _kind_seeds(self: SelfEvolvingRun, it: int) -> dict:
+    "{kind: the design seed of iteration `it`}."
+    return {kind: self.seed * 100_003 + it * 101 + j for j, kind in enumerate(self.designers)}
+
+@patch
+def _island_sizes(self: SelfEvolvingRun) -> list[int]:
+    "Samples per island of one kind's K (K split as evenly as possible, island 0 first)."
+    n = min(self.cfg.islands, self.cfg.K)
+    return [self.cfg.K // n + (i < self.cfg.K % n) for i in range(n)]
+
+@patch
+def _sample(self: SelfEvolvingRun, kind: str, des: Designer, island: int, k: int, seed: int, kw: dict) -> list[Candidate]:
+    "k candidates of `kind` from `island`: the LLM fills the template with the island's best-shot programs (and DEK's triples and prompts), or (search='random') grammar-sampled mutations of them."
+    db = self.dbs[kind]
+    parents = [Candidate(p.code, kind, verdict=RESTORED, score=p.score) for p in db.prompt_programs(island, seed)]
+    if self.cfg.search == "random":
+        out = []
+        for j in range(k):
+            par = parents[j % len(parents)].code if parents else None
+            code = random_mutation(KINDS[kind].template, par, seed + 17 * j) if KINDS[kind].template is not None else des.default_code()
+            v = des.check(code)
+            out.append(Candidate(code, kind, v, prompt=f"random mutation of island {island}", response=code, first_ok=v.ok))
+        return out
+    examples = parents + [e for e in (kw.get("examples") or []) if not db.seen(e.code)]
+    return des.design(k, seed, few_shot=True, repair_rounds=self.cfg.repair_rounds, update_buffer=False, score=False,
+                      context=kw.get("context"), examples=examples)
+
 @patch
 def design(self: SelfEvolvingRun, it: int) -> dict:
-    "Design K candidates (or reuse this iteration's `design` record); {'combos': [...], 'samples': [...]}."
-    seeds = {kind: self.seed * 100_003 + it * 101 + j for j, kind in enumerate(self.designers)}
+    """Design up to K new candidates (or reuse this iteration's `design` record); {'combos': [...], 'samples': [...]}.
+    Each kind's K samples are split over the program database's islands (best-shot prompts per island); a combo
+    takes the k-th distinct new valid program of each kind (else the best known one) and is dropped when its
+    normalised AST was trained before in this run or repeats in this iteration (never trained twice)."""
+    seeds = self._kind_seeds(it)
     kws = {kind: self.dek.design_kwargs(des, seeds[kind]) if self.dek is not None else {}   # also on resume: DEK registers
            for kind, des in self.designers.items()}                                        # the designers (no LLM call)
+    for kind, db in self.dbs.items(): db.maybe_reset(it, seeds[kind])
     done = [r for r in self.records.read("design") if r["iteration"] == it]
     if done: return done[0]
     samples, picked = [], {}
     for kind, des in self.designers.items():
-        s, kw = seeds[kind], kws[kind]
+        s, kw, db = seeds[kind], kws[kind], self.dbs[kind]
         if self.show_progress:
-            from serl.core import note
-            note(f"SE-RL iteration {it + 1}/{self.cfg.iterations}: {des.name} writes {self.cfg.K} candidate(s) with the LLM")
-        cands = des.design(self.cfg.K, s, few_shot=True, repair_rounds=self.cfg.repair_rounds, update_buffer=False, score=False, **kw)
-        for c in cands:
-            if not c.fallback:
+            note(f"SE-RL iteration {it + 1}/{self.cfg.iterations}: {des.name} writes {self.cfg.K} candidate(s) "
+                 + ("with the LLM" if self.cfg.search == "llm" else "by random grammar mutations (no LLM)"))
+        fresh, seen = [], set()
+        for isl, k in enumerate(self._island_sizes()):
+            for c in self._sample(kind, des, isl, k, s + 1_000 * isl, kw):
+                if c.fallback: continue
                 samples.append(dict(designer=des.name, kind=kind, prompt=c.prompt, response=c.response, code=c.code, ok=c.ok,
-                                    first_ok=c.first_ok, feedback=c.verdict.feedback() if c.verdict else ""))
-        picked[kind] = [pick(cands, k, des) for k in range(self.cfg.K)]
-    combos = []
+                                    first_ok=c.first_ok, feedback=c.verdict.feedback() if c.verdict else "", island=isl))
+                key = program_key(c.code)
+                if c.ok and key not in seen and not db.seen(c.code): seen.add(key); fresh.append((c, isl))
+        best = db.best()
+        picked[kind] = [fresh[k] if k < len(fresh) else (Candidate(best.code, kind, verdict=RESTORED, score=best.score, fallback=True), None)
+                        for k in range(self.cfg.K)]
+    combos, keys = [], set()
     for k in range(self.cfg.K):
         kinds = SETTINGS[self.cfg.setting]
-        combos.append(dict(codes={kind: picked[kind][k].code if kind in picked else None for kind in kinds},
-                           from_llm={kind: bool(kind in picked and not picked[kind][k].fallback) for kind in kinds}))
+        codes = {kind: picked[kind][k][0].code if kind in picked else None for kind in kinds}
+        key = combo_key(codes)
+        if key in self.trained_keys or key in keys: continue             # never train the same candidate twice
+        keys.add(key)
+        combos.append(dict(codes=codes, from_llm={kind: bool(kind in picked and not picked[kind][k][0].fallback) for kind in kinds},
+                           islands={kind: picked[kind][k][1] for kind in picked}))
     return self.records.append("design", iteration=it, combos=combos, samples=samples)
+
+@patch
+def _learn(self: SelfEvolvingRun, trained: list) -> None:
+    "Put screened candidates into the program databases (their island, their validation PA) and mark them trained."
+    designs = self._designs()
+    for t in trained:
+        combo = designs[t.iteration]["combos"][t.index]
+        self.trained_keys.add(combo_key(t.codes))
+        for kind, code in t.codes.items():
+            if code and kind in self.dbs and t.from_llm.get(kind):
+                self.dbs[kind].add(code, t.val_pa, (combo.get("islands") or {}).get(kind) or 0)
 
 @patch
 def candidate_seed(self: SelfEvolvingRun, iteration: int, index: int) -> int:
@@ -287,6 +347,7 @@ def step(self: SelfEvolvingRun, it: int, pool: WorkerPool) -> dict:
     design = self.design(it)
     trained = self.train(it, design, pool)
     self._consider(trained)
+    self._learn(trained)
     for t in trained:
         for kind, code in t.codes.items():                 # the designers' own buffers learn the scores too
             if code and kind in self.designers and math.isfinite(t.val_pa):
@@ -361,7 +422,10 @@ def run(self: SelfEvolvingRun) -> "SelfEvolvingRun":
         last = its[-1]["iteration"]
         self._load_state(last)
         designs = self._designs()
-        for r in its: self._consider(self._trained(r["iteration"], designs[r["iteration"]]))
+        for r in its:                                                # replay the databases: resets, then the screened programs
+            tr = self._trained(r["iteration"], designs[r["iteration"]])
+            for kind, s in self._kind_seeds(r["iteration"]).items(): self.dbs[kind].maybe_reset(r["iteration"], s)
+            self._consider(tr); self._learn(tr)
         self.log = [{k: v for k, v in r.items() if k not in ("kind", "time")} for r in its]
         self.stopped = bool(its[-1]["stopped"])
     n_trained, n_stage = len(self.records.read("trained")), len(self.records.read("stage"))

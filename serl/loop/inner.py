@@ -43,7 +43,9 @@ class EvolveConfig:
     designers: tuple = SINGLE_KINDS   # kinds the LLM designs (of the setting's kinds); the rest keep their default
     hle: bool = True                  # high-level enhancement (prompts, in-context triples, instruction buffer)
     lle: bool | None = None           # low-level enhancement (LoRA); None: on when the LLM has local weights
-    repair_rounds: int = 1            # LLM repair attempts per invalid sample
+    repair_rounds: int = 1            # LLM repair attempts per invalid sample (whole components only; a template hole is not repaired)
+    search: str = "llm"               # design step: llm (the LLM writes template holes) | random (grammar-sampled mutations, no LLM: the control)
+    islands: int = 2                  # islands of the program database (FunSearch); samples are split over them
     max_new_tokens: int = 200
     temperature: float = 0.7
     imagine_ratio: float = 0.5        # share of imagined days in a candidate's training panel (with a scenario): the paper's 50%
@@ -90,6 +92,8 @@ class EvolveConfig:
         if not 0 <= self.imagine_ratio < 1: raise SerlError(f"EvolveConfig.imagine_ratio must be in [0, 1), got {self.imagine_ratio}")
         if not 0 <= self.ema < 1: raise SerlError(f"EvolveConfig.ema must be in [0, 1), got {self.ema}")
         if self.repair_rounds < 0: raise SerlError(f"EvolveConfig.repair_rounds must be >= 0, got {self.repair_rounds}")
+        if self.search not in ("llm", "random"): raise SerlError(f"EvolveConfig.search must be 'llm' or 'random', got {self.search!r}")
+        if self.islands < 1: raise SerlError(f"EvolveConfig.islands must be >= 1, got {self.islands}")
         from serl.agent.hybrid import HYBRID_MODES
         if self.mode not in HYBRID_MODES: raise SerlError(f"EvolveConfig.mode must be one of {HYBRID_MODES}, got {self.mode!r}")
         return self

@@ -12,9 +12,10 @@ from ...agent.ppo import check_network as ppo_check_network
 from ..designers import Designer, worker_ppo_score
 from ..sandbox import load_component, entry_points, ContractError
 from ..kinds import Kind
+from ..templates import Template, Hole, expr_grammar
 
 # %% auto #0
-__all__ = ['KIND', 'train_network_candidate', 'LLM4Agent', 'check_network']
+__all__ = ['NETWORK_TEMPLATE', 'KIND', 'train_network_candidate', 'LLM4Agent', 'check_network']
 
 # %% ../../../nbs/13_llm4agent.ipynb #97a26ca5
 def train_network_candidate(code: str, kind: str, payload: dict) -> dict:
@@ -91,7 +92,29 @@ class Policy(nn.Module):
         return 1 + a.exp(), 1 + b.exp(), self.v(h).squeeze(-1)
 ```'''
 
+NETWORK_TEMPLATE = Template('''import torch
+import torch.nn as nn
+
+class Policy(nn.Module):
+    "Beta policy and critic on designed hidden features h (B, 64) of the observation."
+    def __init__(self, obs_dim, act_dim, hidden=64):
+        super().__init__()
+        self.inp, self.mid = nn.Linear(obs_dim, hidden), nn.Linear(hidden, hidden)
+        self.ab, self.v = nn.Linear(hidden, 2 * act_dim), nn.Linear(hidden, 1)
+
+    def forward(self, obs):
+        x = self.inp(obs)
+        h = «features»
+        a, b = self.ab(h).clamp(-10.0, 10.0).chunk(2, dim=-1)
+        return 1 + nn.functional.softplus(a), 1 + nn.functional.softplus(b), self.v(h).squeeze(-1)
+''', (Hole("features", expr_grammar({"x", "self"}, {"self": {"mid"}, "torch": {"tanh", "relu", "sigmoid", "sin", "abs", "square", "clamp", "minimum", "maximum"}},
+                                     methods={"tanh", "relu", "sigmoid", "abs", "clamp", "square"}, require=("self.mid",)),
+          "torch.tanh(self.mid(torch.tanh(x)))", max_new_tokens=40,
+          doc="features: (B, 64) from x = self.inp(obs) (B, 64) through self.mid (64 -> 64) and elementwise functions"),),
+    header="Policy network of a PPO order-execution agent: features that make the Beta policy learn a high PA")
+
 KIND = Kind("network", {}, module_class=True, contract="class ...(nn.Module) with __init__(self, obs_dim, act_dim) whose forward(obs (B, obs_dim)) "
             "returns (alpha (B, act_dim) > 0, beta (B, act_dim) > 0, value (B,)), the Beta policy and the critic; "
             "every parameter must get a finite gradient.", example=_NETWORK_EX, check=check_network,
-            words=("network", "module", "policy"), setting="single", slot="network_code", absent="none", smoke=False, designer=LLM4Agent)
+            words=("network", "module", "policy"), setting="single", slot="network_code", absent="none", smoke=False, designer=LLM4Agent,
+            template=NETWORK_TEMPLATE)

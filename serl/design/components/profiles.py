@@ -18,12 +18,14 @@ from ...market.facts import simulate_days, stylised_facts
 from ..designers import Designer
 from ..sandbox import ContractError, resolve
 from ..kinds import Kind
+from ..templates import Template, Hole
+from ..grammar import RecordList
 import copy
 
 # %% auto #0
-__all__ = ['DEFAULT_VALIDATOR', 'KIND', 'market_realism', 'short_panel', 'score_panel', 'profile_diversity',
+__all__ = ['DEFAULT_VALIDATOR', 'PROFILES_TEMPLATE', 'KIND', 'market_realism', 'short_panel', 'score_panel', 'profile_diversity',
            'profile_market_score', 'schema_text', 'profiles_code', 'ProfilingDesigner', 'check_profiles',
-           'recheck_profiles']
+           'recheck_profiles', 'has_liquidity', 'profile_schema']
 
 # %% ../../../nbs/15_llm4profiling.ipynb #7ffefed1
 def _profile_corr(v: np.ndarray, ref: np.ndarray) -> float:
@@ -142,7 +144,7 @@ class ProfilingDesigner(Designer):
         except SerlError as e: return float("nan"), {"error": str(e)}
         return r["score"], r
 
-    def default_code(self) -> str: return profiles_code(default_profiles())
+    def default_code(self) -> str: return super().default_code() if self.mode == "template" else profiles_code(default_profiles())
 
     def job_part(self, code: str, seed: int, cfg) -> list[dict]:
         "A training job carries the validated profile list (data), not the code."
@@ -183,7 +185,25 @@ def profiles():
                  follow=1.0, value_weight=0.1, skew=8.0, skew_power=0.5, max_inventory=1500)]
 ```'''
 
+def has_liquidity(profiles: list[dict]) -> bool:
+    "Whether some agent provides liquidity (what `serl.market.sim.validate_profiles` requires): a market maker, a latent trader or a noise trader with p_market < 1."
+    return any(p["type"] in ("market_maker", "latent") or (p["type"] == "noise" and p.get("p_market", 1) < 1) for p in profiles)
+
+def profile_schema(max_items: int = 4) -> RecordList:
+    "The profile list as a `RecordList`: every type's fields in schema order with their ranges (whole numbers where the default population has them)."
+    ints = {k for p in default_profiles() for k, v in p.items() if isinstance(v, int)}
+    return RecordList({t: {k: (lo, hi, k in ints) for k, (lo, hi, _) in cls.SCHEMA.items()} for t, cls in AGENT_TYPES.items()},
+                      min_items=1, max_items=max_items, at_least={"size_max": "size_min"}, final=has_liquidity)
+
+PROFILES_TEMPLATE = Template('''def profiles():
+    "The background traders of the simulated market: one record per agent, each field within its range."
+    population = «population»
+    return population
+''', (Hole("population", profile_schema(), json.dumps(default_profiles()), max_new_tokens=320,
+          doc="population: a JSON list of 1 to 4 agents of types noise, informed, momentum, market_maker, latent"),),
+    header="Background traders of a simulated limit-order-book market: a diverse population that makes a realistic market")
+
 KIND = Kind("profiles", {"profiles": 0}, contract="def profiles() -> list of agent-parameter dicts accepted by "
             "serl.market.sim.validate_profiles (each dict has 'type' and every field of that type's SCHEMA).", example=_PROFILES_EX,
             check=check_profiles, recheck=recheck_profiles, words=("profile", "agent"), setting="multi", slot="population",
-            absent="none", designer=ProfilingDesigner)
+            absent="none", designer=ProfilingDesigner, template=PROFILES_TEMPLATE)

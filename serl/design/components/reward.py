@@ -12,9 +12,10 @@ from ...agent.envs import FIELDS
 from ..designers import Designer, worker_ppo_score
 from ..sandbox import load_component, entry_points, ContractError, same
 from ..kinds import Kind
+from ..templates import Template, Hole, expr_grammar, TORCH_FNS
 
 # %% auto #0
-__all__ = ['KIND', 'train_reward_candidate', 'LLM4Reward', 'sample_reward_batch', 'check_reward']
+__all__ = ['REWARD_TEMPLATE', 'KIND', 'train_reward_candidate', 'LLM4Reward', 'sample_reward_batch', 'check_reward']
 
 # %% ../../../nbs/12_llm4reward.ipynb #bbd35c4f
 def train_reward_candidate(code: str, kind: str, payload: dict) -> dict:
@@ -92,8 +93,23 @@ def reward(batch):
     return torch.where(batch["fill"] > 0, gain, torch.zeros_like(gain)) + batch["env_reward"]
 ```'''
 
+_FIELD_LIST = ", ".join(FIELDS)
+
+REWARD_TEMPLATE = Template(f'''import torch
+
+def reward(batch):
+    "Per-step reward of each episode (shape (B,)): the terminal PA reward plus a designed shaping term."
+    {_FIELD_LIST} = [batch[k] for k in {FIELDS!r}]
+    px = torch.nan_to_num(fill_value / fill.clamp(min=1e-9))
+    shaping = «shaping»
+    shaping = torch.nan_to_num(shaping * torch.ones_like(fill), nan=0.0, posinf=0.0, neginf=0.0).clamp(-1e3, 1e3)
+    return shaping + batch["env_reward"]
+''', (Hole("shaping", expr_grammar({*FIELDS, "px"}, {"torch": TORCH_FNS}), "side * (arrival - px) / arrival * fill / quantity * 1e4",
+          max_new_tokens=48, doc="shaping: a float per episode; px is this step's fill price, arrival the price at the start"),),
+    header="PPO reward for an order-execution agent: higher PA (fill prices better than VWAP) is better")
+
 KIND = Kind("reward", {"reward": 1}, contract="def reward(batch: dict[str, torch.Tensor]) -> torch.Tensor of shape (B,): "
             "batch holds float32 tensors of shape (B,) named serl.agent.envs.FIELDS plus 'env_reward'; avg_price and "
             "vwap_so_far are NaN before the first fill; the result must be finite.", example=_REWARD_EX,
             check=check_reward, sample=sample_reward_batch, words=("reward",), setting="single", slot="code", absent="example",
-            designer=LLM4Reward)
+            designer=LLM4Reward, template=REWARD_TEMPLATE)

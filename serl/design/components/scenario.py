@@ -18,13 +18,14 @@ from ...market.data import Orders, make_orders
 from ..sandbox import ContractError, load_component, entry_points, as_np, same
 from ..static_check import extract_code
 from ..kinds import Kind
+from ..templates import Template, Hole, expr_grammar, NUMPY_ELEMENTWISE, ARRAY_METHODS
 from .profiles import market_realism, short_panel
 from ..designers import Designer
 
 # %% auto #0
-__all__ = ['IMAGINE_TASK', 'DEFAULT_SCENARIO', 'IMAGINED_PREFIX', 'KIND', 'check_scenario_arrays', 'check_scenario',
-           'recheck_scenario', 'imagine_days', 'imagined_panel', 'is_imagined', 'concat_panels', 'mix_panels',
-           'mixed_batch', 'ImagineDesigner']
+__all__ = ['IMAGINE_TASK', 'DEFAULT_SCENARIO', 'IMAGINED_PREFIX', 'SCENARIO_TEMPLATE', 'KIND', 'check_scenario_arrays',
+           'check_scenario', 'recheck_scenario', 'imagine_days', 'imagined_panel', 'is_imagined', 'concat_panels',
+           'mix_panels', 'mixed_batch', 'ImagineDesigner']
 
 # %% ../../../nbs/16_llm4imagine.ipynb #b9041fe0
 def check_scenario_arrays(prices, volumes, n: int, what: str = "scenario"):
@@ -192,13 +193,13 @@ class ImagineDesigner(Designer):
         "Imagined days of `code` as a Panel shaped like the template."
         return imagined_panel(self.imagine(code, n_days, seed), self.template)
 
-    def default_code(self) -> str: return DEFAULT_SCENARIO
+    def default_code(self) -> str: return super().default_code() if self.mode == "template" else DEFAULT_SCENARIO
 
     @classmethod
     def for_loop(cls, llm, cfg, params, train_panel=None) -> "ImagineDesigner":
         "The loop's designer: days as long as the training panel's, `cfg.imagine_days` of them."
         n = int(np.median(train_panel.n_bars)) if train_panel is not None else 120
-        return cls(llm, params=params, score=False, template=train_panel, n_minutes=n, n_days=cfg.imagine_days)
+        return cls(llm, params=params, score=False, template=train_panel, n_minutes=n, n_days=cfg.imagine_days, mode=cls.loop_mode())
 
     def job_part(self, code: str, seed: int, cfg) -> dict | None:
         "A training job carries `cfg.imagine_days` imagined days of `code` (none when `cfg.imagine_ratio` is 0)."
@@ -206,7 +207,29 @@ class ImagineDesigner(Designer):
         return self.imagine(code, cfg.imagine_days, seed)
 
 # %% ../../../nbs/16_llm4imagine.ipynb #7a7064fd
+SCENARIO_TEMPLATE = Template('''import numpy as np
+
+def scenario(rng, n_minutes):
+    "One imagined day from designed 1-minute log returns r and volume multipliers v (arrays of n_minutes, or scalars)."
+    t = np.arange(n_minutes) / n_minutes            # time of day in [0, 1)
+    u = 2.0 * t - 1.0                               # -1 at the open .. 1 at the close
+    z = rng.standard_normal(n_minutes)              # i.i.d. N(0, 1)
+    e = rng.standard_t(3, n_minutes) / 3.0 ** 0.5   # fat-tailed, about unit variance
+    vol = 2e-4 * np.exp(0.3 * rng.standard_normal())  # this day's 1-minute volatility
+    w = rng.lognormal(0.0, 0.3, n_minutes)          # volume noise, median 1
+    r = «returns»
+    v = «volumes»
+    r = np.clip(np.nan_to_num(np.broadcast_to(np.asarray(r, dtype=float), (n_minutes,))), -0.05, 0.05)
+    v = np.clip(np.nan_to_num(np.broadcast_to(np.asarray(v, dtype=float), (n_minutes,))), 0.0, 1e3)
+    return 100.0 * np.exp(np.cumsum(r)), 5000.0 * v
+''', (Hole("returns", expr_grammar({"u", "z", "e", "vol", "t", "w"}, {"np": NUMPY_ELEMENTWISE}, methods=ARRAY_METHODS), "vol * z", max_new_tokens=40,
+          doc="returns: 1-minute log returns, fat tails and volatility clustering are realistic"),
+     Hole("volumes", expr_grammar({"u", "z", "e", "vol", "t", "w"}, {"np": NUMPY_ELEMENTWISE}, methods=ARRAY_METHODS), "(1.0 + 2.0 * u ** 2) * w", max_new_tokens=40,
+          doc="volumes: volume multipliers >= 0, U-shaped over the day is realistic")),
+    header="Generator of realistic imagined intraday market days (prices, volumes) for training an execution agent")
+
 KIND = Kind("scenario", {"scenario": 2}, contract="def scenario(rng: np.random.Generator, n_minutes: int) -> (prices, volumes): "
             "two float arrays of length n_minutes, prices > 0 and finite, volumes >= 0 and finite; only rng is random.",
             example=_SCENARIO_EX, check=check_scenario, recheck=recheck_scenario, words=("scenario", "price"), setting="single",
-            slot="imagined", absent="none", designer=ImagineDesigner)
+            slot="imagined", absent="none", designer=ImagineDesigner,
+            template=SCENARIO_TEMPLATE)
