@@ -14,7 +14,7 @@ from numba import njit
 from fastcore.basics import patch
 
 from ..core import SerlError
-from .lob import kernel, BookArrays, submit_nb, cancel_nb, modify_nb, l3_nb, LIMIT
+from .lob import kernel, BookArrays, submit_nb, cancel_nb, modify_nb, l3_nb, rests_nb, LIMIT
 from .sim import MarketSim, EXEC_OWNER, grow_books
 
 # %% auto #0
@@ -22,13 +22,6 @@ __all__ = ['post_limits_nb', 'agent_book_nb', 'check_limit_invariants', 'bench_m
 
 # %% ../../nbs/04a_agent_orders.ipynb #6aef691a
 _BB, _BA, _FREE, _NLIVE, _N, _PMIN = range(6)         # slots of a book's `meta` array (chapter lob)
-
-@kernel
-def _rests(b, oid):
-    "Whether order `oid` still rests in book `b`."
-    if oid < 0: return False
-    slot = oid & 0xFFFFFFFF
-    return b.o_id[slot] == oid and b.o_size[slot] > 0
 
 @kernel
 def _targets(b, side, out):
@@ -80,11 +73,11 @@ def post_limits_nb(meta, o_id, o_owner, o_size, o_price, o_side, o_next, o_prev,
             for k in range(K):                                          # keep an order already at a target tick
                 for j in range(K):
                     oid = ids[i, a, j]
-                    if tgt[a, k] >= 0 and _rests(b, oid) and b.o_price[oid & 0xFFFFFFFF] == tgt[a, k]:
+                    if tgt[a, k] >= 0 and rests_nb(b, oid) and b.o_price[oid & 0xFFFFFFFF] == tgt[a, k]:
                         new[k] = oid; ids[i, a, j] = -1
                         break
             for j in range(K):                                          # the rest is cancelled
-                if _rests(b, ids[i, a, j]):
+                if rests_nb(b, ids[i, a, j]):
                     cancel_nb(b, ids[i, a, j], own, 0); msgs[i] += 1
             for k in range(K):
                 q = lots[i, a, k]; oid = new[k]
@@ -112,7 +105,7 @@ def agent_book_nb(meta, o_id, o_owner, o_size, o_price, o_side, o_next, o_prev, 
             rest = 0; best = -1; ahead = 0
             for k in range(K):
                 oid = ids[i, a, k]
-                if not _rests(b, oid):
+                if not rests_nb(b, oid):
                     ids[i, a, k] = -1
                     continue
                 slot = oid & 0xFFFFFFFF; p = b.o_price[slot]; rest += b.o_size[slot]

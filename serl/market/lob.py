@@ -18,8 +18,8 @@ from ..core import SerlError, rng, repo_root
 # %% auto #0
 __all__ = ['BUY', 'SELL', 'LIMIT', 'MARKET', 'IOC', 'CANCEL', 'REDUCE', 'MODIFY', 'MSG_TYPES', 'OK', 'UNKNOWN_ID', 'FOREIGN_ID',
            'STATUS', 'BookArrays', 'FILL_FIELDS', 'FILL_DTYPE', 'Fill', 'L1', 'L2', 'Ack', 'BatchResult', 'MAX_INT',
-           'new_book_arrays', 'kernel', 'submit_nb', 'cancel_nb', 'modify_nb', 'process_batch_nb', 'l2_nb', 'l3_nb',
-           'state_vector_nb', 'state_names', 'OrderBook', 'random_order_stream', 'bench_lob']
+           'new_book_arrays', 'kernel', 'rests_nb', 'submit_nb', 'cancel_nb', 'modify_nb', 'process_batch_nb', 'l2_nb',
+           'l3_nb', 'state_vector_nb', 'state_names', 'OrderBook', 'random_order_stream', 'bench_lob']
 
 # %% ../../nbs/03_lob.ipynb #c27961a0
 BUY, SELL = 1, -1                                       # sides, as in the rest of serl (+1 buy, -1 sell)
@@ -173,6 +173,13 @@ def _match(b, tslot, side, lim, rem, fills, nf, msg):
     return rem, nf
 
 # %% ../../nbs/03_lob.ipynb #36598be3
+@kernel
+def rests_nb(b, oid):
+    "Whether order id `oid` still rests in book `b` (any owner)."
+    if oid < 0: return False
+    slot = oid & 0xFFFFFFFF
+    return slot < b.o_id.shape[0] and b.o_id[slot] == oid and b.o_size[slot] > 0
+
 @kernel
 def _lookup(b, oid, owner):
     "(slot, OK) for a live order of `owner`, else (-1, UNKNOWN_ID or FOREIGN_ID)."

@@ -16,7 +16,7 @@ from numba import njit, prange
 from fastcore.basics import patch
 
 from ..core import SerlError, rng
-from .lob import kernel, BookArrays, new_book_arrays, submit_nb, cancel_nb, modify_nb, state_vector_nb, state_names, LIMIT, MARKET, IOC, BUY, SELL
+from .lob import kernel, BookArrays, new_book_arrays, submit_nb, cancel_nb, modify_nb, rests_nb, state_vector_nb, state_names, LIMIT, MARKET, IOC, BUY, SELL
 
 # %% auto #0
 __all__ = ['NOISE', 'INFORMED', 'MOMENTUM', 'MARKET_MAKER', 'LATENT', 'AGENT_TYPES', 'O_EVENTS', 'O_MSGS', 'O_VOL', 'O_VAL',
@@ -187,13 +187,6 @@ def _send(b, fills, kind, side, p, q, owner, ptype, mm_inv, out, out_ag):
 
 # %% ../../nbs/04_market.ipynb #264a1f45
 @kernel
-def _live(b, oid):
-    "Whether order id `oid` still rests in book `b`."
-    if oid < 0: return False
-    slot = oid & 0xFFFFFFFF
-    return b.o_id[slot] == oid and b.o_size[slot] > 0
-
-@kernel
 def _walk(b, ids, posted, k, s):
     "Depth consumed (in ticks, fractional) from side `s` of maker k's ladder since it was posted."
     x = 0.0
@@ -201,7 +194,7 @@ def _walk(b, ids, posted, k, s):
         q = posted[k, s, j]
         if q <= 0: break
         oid = ids[k, s, j]
-        left = b.o_size[oid & 0xFFFFFFFF] if _live(b, oid) else 0
+        left = b.o_size[oid & 0xFFFFFFFF] if rests_nb(b, oid) else 0
         if left == 0: x += 1.0
         else:
             x += (q - left) / q
@@ -213,7 +206,7 @@ def _walk(b, ids, posted, k, s):
 def _mm_level(b, fills, k, s, j, p, q, mm_inv, mm_ids, mm_q, ptype, out, out_ag):
     """Level j of side s of maker k to q lots at tick p: kept when it is already there (no message), moved with one
     cancel-replace (`modify_nb`: to the back of the new queue, as a new order would be), posted, or withdrawn (q = 0)."""
-    oid = mm_ids[k, s, j]; live = _live(b, oid)
+    oid = mm_ids[k, s, j]; live = rests_nb(b, oid)
     if q <= 0:
         if live:
             cancel_nb(b, oid, k, 0); out[O_MSGS] += 1
@@ -246,7 +239,7 @@ def _mm_refresh(b, fills, k, P, V, now, mm_r, mm_v, mm_t, mm_inv, mm_ids, mm_q, 
     if ask0 <= bid0: ask0 = bid0 + 1
     first = 1                               # asks first (s = 1: asks at ask0 + j), unless the new asks would reach
     for j in range(mm_ids.shape[2]):        # one of the maker's own resting bids: then bids first (s = 0: bids at bid0 - j)
-        if _live(b, mm_ids[k, 0, j]) and b.o_price[mm_ids[k, 0, j] & 0xFFFFFFFF] >= ask0: first = 0
+        if rests_nb(b, mm_ids[k, 0, j]) and b.o_price[mm_ids[k, 0, j] & 0xFFFFFFFF] >= ask0: first = 0
     for s in (first, 1 - first):
         for j in range(mm_ids.shape[2]):
             q = int(round(s0 + s1 * j)) if j < L else 0
