@@ -14,20 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from browser import CHROMIUM, LOGS, skip_or_fail, chromium_context
+
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("SERL_CHROMIUM", "/usr/bin/chromium")
-REQUIRE = os.environ.get("SERL_REQUIRE_BROWSER", "") not in ("", "0")
-LOGS = Path(os.environ.get("SERL_CI_LOGS", "ci-logs"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 PAGES = {"training": "Training", "results": "Results", "se-rl": "SE-RL", "market": "Market"}
 LOAD_LIMIT_S = 2.0                # a page with the committed reports, 2 cores
 MARKET_LIMIT_S = 1.0              # the Market page's simulated day
-
-
-def _skip_or_fail(reason):
-    if REQUIRE: pytest.fail(f"SERL_REQUIRE_BROWSER is set but {reason}")
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -53,9 +45,9 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(runs):
-    if not Path(CHROMIUM).exists(): _skip_or_fail(f"no browser at {CHROMIUM} (Debian: apt-get install chromium; or run scripts/test.sh)")
+    if not Path(CHROMIUM).exists(): skip_or_fail(f"no browser at {CHROMIUM} (Debian: apt-get install chromium; or run scripts/test.sh)")
     try: import playwright.sync_api, streamlit, plotly  # noqa: F401
-    except ImportError as e: _skip_or_fail(f"{e.name} is not installed (pip install -e '.[docs,dashboard]')")
+    except ImportError as e: skip_or_fail(f"{e.name} is not installed (pip install -e '.[docs,dashboard]')")
     from serl.app.dashboard import streamlit_command
     port = _free_port()
     before = {p: sorted(x.relative_to(p) for x in p.rglob("*")) + [x.stat().st_mtime for x in p.rglob("*")] for p in (runs, REPO/"reports")}
@@ -81,12 +73,7 @@ def app(runs):
 
 @pytest.fixture(scope="module")
 def browser(app):
-    from playwright.sync_api import sync_playwright
-    with tempfile.TemporaryDirectory(prefix="serl-chromium-") as profile, sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=ARGS,
-                                                   viewport={"width": 1400, "height": 1000})
-        yield ctx
-        ctx.close()
+    with chromium_context(1400, 1000) as ctx: yield ctx
 
 
 def open_page(ctx, url, ready: str, nav: str | None = None):

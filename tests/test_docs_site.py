@@ -10,31 +10,23 @@ start or after a space; prose that names a directive inside a sentence (14_llm4c
 
 Skips (with the reason) where chromium or playwright is missing, unless SERL_REQUIRE_BROWSER=1
 (CI: `bash scripts/docs_test.sh` installs both and sets it), where the skip becomes a failure."""
-import os, re, tempfile, time, urllib.error, urllib.parse, urllib.request
+import os, re, time, urllib.error, urllib.parse, urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = os.environ.get("SERL_CHROMIUM", "/usr/bin/chromium")
-REQUIRE = os.environ.get("SERL_REQUIRE_BROWSER", "") not in ("", "0")
-LOGS = Path(os.environ.get("SERL_CI_LOGS", "ci-logs"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+from browser import CHROMIUM, LOGS, skip_or_fail, chromium_context
+
 DIRECTIVE = "#" + "|"
 RESULTS_PAGE = "reports/spy.html"          # a report page that must show the main table (a row TWAP)
 
 
-def _skip_or_fail(reason):
-    if REQUIRE: pytest.fail(f"SERL_REQUIRE_BROWSER is set but {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    if not Path(CHROMIUM).exists(): _skip_or_fail(f"no browser at {CHROMIUM} (Debian: apt-get install chromium; or run scripts/docs_test.sh)")
+    if not Path(CHROMIUM).exists(): skip_or_fail(f"no browser at {CHROMIUM} (Debian: apt-get install chromium; or run scripts/docs_test.sh)")
     try: import playwright.sync_api  # noqa: F401
-    except ImportError: _skip_or_fail("playwright is not installed (pip install -e '.[docs]')")
+    except ImportError: skip_or_fail("playwright is not installed (pip install -e '.[docs]')")
     pre = os.environ.get("SERL_DOCS_SITE")
     if pre: return Path(pre)
     from serl.app.docs import build_site
@@ -54,12 +46,7 @@ def base_url(site):
 
 @pytest.fixture(scope="module")
 def browser(site):
-    from playwright.sync_api import sync_playwright
-    with tempfile.TemporaryDirectory(prefix="serl-chromium-") as profile, sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=ARGS,
-                                                   viewport={"width": 1280, "height": 900})
-        yield ctx
-        ctx.close()
+    with chromium_context(1280, 900) as ctx: yield ctx
 
 
 class _Ids(HTMLParser):
