@@ -74,7 +74,7 @@ except BaseException:
 finally:
     import ray as _ray
     if _ray.is_initialized(): _ray.shutdown()
-    started = sorted(set(cluster.pids) | set(cluster._own_pids()))
+    started = sorted(set(cluster.pids) | set(cluster.processes()))
     cluster.stop()
     res["left_pids"] = [p for p in started if Path(f"/proc/{p}").exists()]
     (out/"result.json").write_text(json.dumps(res, indent=1, default=str))

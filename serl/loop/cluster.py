@@ -231,10 +231,10 @@ class LocalCluster:
                 self._ray(f"--address={self.address}", f"--resources={json.dumps({f'node{i}': 1})}", *common)
         except BaseException:
             self.stop(); raise
-        self.pids = self._own_pids()
+        self.pids = self.processes()
         return self
 
-    def _own_pids(self) -> list[int]:
+    def processes(self) -> list[int]:
         "PIDs of the processes whose command line names this cluster's temp folder or GCS address, and their descendants."
         marks, me, cmd, parent = (str(self.temp_dir), self.address), os.getpid(), {}, {}
         for p in Path("/proc").iterdir():
@@ -251,7 +251,7 @@ class LocalCluster:
 
     def stop(self):
         "SIGTERM, then SIGKILL, to the processes of this cluster (found again: workers it started since)."
-        pids = sorted(set(self.pids) | set(self._own_pids()))
+        pids = sorted(set(self.pids) | set(self.processes()))
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for pid in pids:
                 try: os.kill(pid, sig)
