@@ -27,9 +27,9 @@ from .ppo import (PPOConfig, BetaActorCritic, SimplexActorCritic, mlp, policy_di
 # %% auto #0
 __all__ = ['POLICY_CLASSES', 'fill_pa_reward', 'pa_potential', 'ShapedPAReward', 'BetaDist', 'BetaAgent', 'masked_ppo_loss',
            'masked_ppo_update', 'Buffer', 'LearnedConfig', 'LearnedPolicy', 'PPOPolicy', 'halop_range', 'HybridDist',
-           'HalopAgent', 'HALOPPolicy', 'MacMicPolicy', 'SimplexPolicy', 'CWLNPolicy', 'DirichletPolicy',
-           'policy_env_cfg', 'train_learned', 'load_learned', 'data_key', 'saved_matches', 'learned_config',
-           'train_learned_baselines', 'plot_training_curves', 'bench_learned']
+           'HalopAgent', 'halop_price_index', 'HALOPPolicy', 'MacMicPolicy', 'SimplexPolicy', 'CWLNPolicy',
+           'DirichletPolicy', 'policy_env_cfg', 'train_learned', 'load_learned', 'data_key', 'saved_matches',
+           'learned_config', 'train_learned_baselines', 'plot_training_curves', 'bench_learned']
 
 # %% ../../nbs/08_learned_baselines.ipynb #37ea8eaa
 def fill_pa_reward(x: dict) -> np.ndarray:
@@ -157,9 +157,8 @@ class LearnedConfig:
     eval_every: int = 15              # validation PA every this many updates (and after the last)
     orders_per_day: int = 4           # training parent orders per stock-day
     reward_scale: float = 0.1         # rewards (bps) x this before GAE: values of O(1)
-    halop_levels: int = 5             # K: discrete levels inside the range
-    halop_max_mult: float = 3.0       # the HALOP grid spans 0 .. this x the TWAP rate
-    halop_min_width: float = 0.2      # narrowest range, as a fraction of the whole grid
+    halop_levels: int = 5             # points the discrete agent chooses among inside the range
+    halop_min_width: float = 0.2      # narrowest range, as a fraction of the whole price grid
     macmic_interval: int = 3          # env steps per macro interval
     torch_threads: int | None = 1     # torch intra-op threads while training (small nets: 1 is fastest; None: leave as is)
     ppo: PPOConfig = field(default_factory=lambda: PPOConfig(**EXECUTION_PPO))   # serl.core.EXECUTION_PPO
@@ -169,7 +168,6 @@ class LearnedConfig:
             if int(getattr(self, k)) < 1: raise SerlError(f"LearnedConfig.{k} must be >= 1, got {getattr(self, k)}")
         if self.halop_levels < 2: raise SerlError(f"LearnedConfig.halop_levels must be >= 2, got {self.halop_levels}")
         if not 0 < self.halop_min_width <= 1: raise SerlError(f"LearnedConfig.halop_min_width must be in (0, 1], got {self.halop_min_width}")
-        if not self.halop_max_mult > 0: raise SerlError(f"LearnedConfig.halop_max_mult must be > 0, got {self.halop_max_mult}")
         self.ppo.check(); return self
 
 # %% ../../nbs/08_learned_baselines.ipynb #f56081d6
@@ -256,23 +254,31 @@ class HalopAgent(nn.Module):
         logits = lambda x: self.disc(torch.cat([obs, *(r[:, None] for r in halop_range(x, self.min_width))], -1))
         return HybridDist(alpha, beta, logits), value
 
+def halop_price_index(lo, hi, k, levels: int, n_prices: int) -> np.ndarray:
+    "Point k of `levels` evenly spaced in [lo, hi] (fractions of the grid) -> index into the price grid of `n_prices` (0 = cross)."
+    x = lo + (hi - lo) * k / (levels - 1)
+    return np.rint(np.asarray(x, np.float64) * (n_prices - 1)).astype(np.int64)
+
 class HALOPPolicy(LearnedPolicy):
-    "HALOP on the static env: a continuous agent picks a range of the TWAP-relative rate grid, a discrete agent a level in it."
+    """HALOP on the allocation action: a continuous agent scopes a range of the price grid (cross, limit levels 1..K), a discrete
+    agent picks one price in it; the step's slice, R / (T - t), is placed there and the rest waits."""
     name = "HALOP"
+    env_overrides = dict(action="allocation", book_obs=True)          # applied to the env config it trains and runs in
     def build(self, obs_dim):
         c = self.cfg
         return {"agent": HalopAgent(obs_dim, c.ppo.hidden, c.halop_levels, c.halop_min_width)}
 
     def act(self, obs, env, rec):
-        c = self.cfg
-        a = self.decide("agent", _t(obs), rec, mask=env.t < env.n_steps - 1)
-        lo, hi = halop_range(a[:, :2], c.halop_min_width)
-        k = a[:, 2]
-        mult = c.halop_max_mult * (lo + (hi - lo) * k / (c.halop_levels - 1))     # m_k
-        action = np.minimum(1.0, mult.numpy().astype(np.float64) / (env.n_steps - env.t))   # a = min(1, m / (T - t))
-        self.last = {"lo": c.halop_max_mult * lo.numpy(), "hi": c.halop_max_mult * hi.numpy(), "level": k.numpy().astype(int),
-                     "mult": mult.numpy(), "action": action}
-        return action
+        c, B = self.cfg, env.num_envs
+        a = self.decide("agent", _t(obs), rec, mask=env.t < env.n_steps - 1)   # the last step crosses all
+        lo, hi = (r.numpy() for r in halop_range(a[:, :2], c.halop_min_width))
+        k = a[:, 2].numpy().astype(np.int64)
+        j = halop_price_index(lo, hi, k, c.halop_levels, env.act_dim - 1)      # price index: 0 cross, g = limit level g
+        w = np.zeros((B, env.act_dim))
+        w[np.arange(B), j] = 1.0 / (env.n_steps - env.t)                       # the even slice R / (T - t) at price j
+        w[:, -1] += 1.0 - w.sum(1)                                              # the rest holds
+        self.last = {"lo": lo, "hi": hi, "level": k, "price": j, "weights": w}
+        return w
 
     def credit(self, rec, reward, env): rec["agent"].reward(reward, env.t >= env.n_steps)
 
