@@ -109,7 +109,8 @@ def write_experiment_config(out: str | Path, experiment: str, filename: str = "c
 
 # %% ../../nbs/90_cli.ipynb #3d9e1edb
 LLM_EXPERIMENTS = ("main_table", "ablations", "multiagent", "llm_valid_rates", "dek_lle")   # the experiments that load an LLM
-RUN_PREFIXES = {"main_table": "serl-seed", "ablations": "ablation-", "multiagent": "multiagent-"}   # their SE-RL run folders
+RUN_PREFIXES = {"main_table": ("serl-seed",), "ablations": ("ablation-", "serl-seed"),   # their SE-RL run folders (the ablations'
+                "multiagent": ("multiagent-",)}                                        # full method is the main table's run)
 
 def check_folder(path: str | Path, what: str) -> Path:
     "The resolved folder `path` if it is (or can be created as) a writable folder; else a `SerlError` naming it and `what` (the option)."
@@ -128,7 +129,8 @@ def check_runs(experiment: str, datasets, scale: str, runs: Path, llm: str | Non
     import json
     from serl.market.data import dataset_slug
     for ds in datasets:
-        for rec in sorted((runs/dataset_slug(ds or "spy")/scale).glob(f"{RUN_PREFIXES[experiment]}*/records.jsonl")):
+        folder = runs/dataset_slug(ds or "spy")/scale
+        for rec in sorted(r for pre in RUN_PREFIXES[experiment] for r in folder.glob(f"{pre}*/records.jsonl")):
             try: first = json.loads(rec.open().readline())
             except (OSError, json.JSONDecodeError): continue
             if first.get("kind") == "config" and first.get("llm") not in (None, want):
