@@ -416,7 +416,7 @@ def evaluate(policy, panel, orders, cfg: EnvConfig | None = None, batch: int = 4
     df["market_volume"] = fields["mkt_volume"]
     df["tape_vwap"], df["pa_tape_bps"] = tape, pa_bps(df.side.to_numpy(), df.avg_price.to_numpy(), tape)
     df["passive_qty"] = fields["passive_qty"]
-    for k, v in passive_quality(env.ep.side, pq["fill"], pq["value"], pq["mid"], fields["exec_qty"]).items(): df[k] = v
+    for k, v in passive_quality(env.ep.side, pq["fill"], pq["value"], pq["mid"], fields["exec_qty"], env.ep.arrival).items(): df[k] = v
     row = np.asarray(orders.row)
     df.insert(0, "instrument", panel.instrument[row]); df.insert(1, "date", panel.date[row])
     df.insert(2, "start", np.asarray(orders.start))

@@ -73,20 +73,25 @@ def order_metrics(side, quantity, executed_qty, executed_value, vwap, arrival_pr
 # %% ../../nbs/02_metrics.ipynb #pq0002
 PASSIVE_METRICS = ("passive_share", "spread_captured_bps", "adverse_1m_bps", "adverse_5m_bps")
 
-def passive_quality(side, fill, value, mid, executed=None, horizons=(1, 5)) -> dict:
-    "Per-order passive-fill quality from (N, L) passive shares, $ and end-of-minute mids (see above); `executed`: (N,) shares."
+def passive_quality(side, fill, value, mid, executed=None, arrival=None, horizons=(1, 5)) -> dict:
+    """Per-order passive-fill quality from (N, L) passive shares, $ and end-of-minute mids (see above); `executed`: (N,)
+    shares; `arrival`: (N,) the mid before minute 0 (None: fills in minute 0 have no reference and are left out)."""
     s = _as_1d("side", side, None)[:, None]; f, v, m = (np.asarray(x, np.float64) for x in (fill, value, mid))
     if not (f.shape == v.shape == m.shape and f.shape[0] == len(s)): raise SerlError(f"passive_quality: fill, value, mid must share shape (N, L); got {f.shape}, {v.shape}, {m.shape}")
+    N, L = f.shape
+    a = np.full(N, np.nan) if arrival is None else _as_1d("arrival", arrival, N)
+    r = np.concatenate([a[:, None], m[:, :-1]], axis=1)                         # r_j = m_{j-1}, r_0 = arrival
     tot = f.sum(axis=1); px = np.divide(v, f, out=np.zeros_like(v), where=f > 0)
-    w = lambda x, ok: np.divide((f * x * ok).sum(axis=1), (f * ok).sum(axis=1), out=np.full(len(f), np.nan), where=(f * ok).sum(axis=1) > 0)
-    out = {"passive_share": np.nan if executed is None else np.divide(tot, executed, out=np.full(len(f), np.nan), where=np.asarray(executed) > 0),
-           "spread_captured_bps": w(s * (m - px) / m * 1e4, np.ones_like(f))}   # s (m_j - p_j) / m_j 1e4, fill-weighted
-    L = f.shape[1]
+    w = lambda x, ok: np.divide((f * x * ok).sum(axis=1), (f * ok).sum(axis=1), out=np.full(N, np.nan), where=(f * ok).sum(axis=1) > 0)
+    has_r = np.isfinite(r) & (r > 0); rr = np.where(has_r, r, 1.0)
+    out = {"passive_share": np.nan if executed is None else np.divide(tot, executed, out=np.full(N, np.nan), where=np.asarray(executed) > 0),
+           "spread_captured_bps": w(np.where(has_r, s * (rr - px) / rr * 1e4, 0.0), has_r)}   # s (r_j - p_j) / r_j 1e4, fill-weighted
     for h in horizons:
-        later = np.concatenate([m[:, h:], np.full((len(f), min(h, L)), np.nan)], axis=1)[:, :L]
-        ok = np.isfinite(later)
-        out[f"adverse_{h}m_bps"] = w(np.where(ok, s * (m - np.where(ok, later, m)) / m * 1e4, 0.0), ok)   # s (m_j - m_{j+h}) / m_j 1e4
+        later = np.concatenate([m[:, h - 1:], np.full((N, min(h - 1, L)), np.nan)], axis=1)[:, :L]   # m_{j+h-1}
+        ok = np.isfinite(later) & has_r
+        out[f"adverse_{h}m_bps"] = w(np.where(ok, s * (rr - np.where(ok, later, rr)) / rr * 1e4, 0.0), ok)   # s (r_j - m_{j+h-1}) / r_j 1e4
     return out
+
 
 # %% ../../nbs/02_metrics.ipynb #e225d107
 METRICS = ("PA", "PA_std", "WR", "GLR", "AFI", "IS", "fill_rate")  # the aggregates, in table order
