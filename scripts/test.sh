@@ -10,7 +10,7 @@ echo "== nbdev-test (notebook tests) =="
 nbdev-test --n-workers 2 ${SERL_TEST_FLAGS:+--flags "$SERL_TEST_FLAGS"}
 echo "== pytest (end-to-end tests) =="
 set +e
-pytest -q -rs tests
+pytest -q -rs --durations=25 tests
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi

@@ -36,6 +36,9 @@ def test_csv_through_reproduce_with_serl(tmp_path, capsys):
     err = capsys.readouterr().err
     t = pd.read_csv(out / "user-mybars" / "main_table.csv", index_col="method")
     assert list(t.index) == METHODS and t["PA"].notna().all() and (t["n_orders"] > 0).all()
+    d = pd.read_csv(out / "user-mybars" / "main_table_dynamic.csv", index_col="method")
+    assert list(d.index) == METHODS and d["PA"].notna().all()
+    for f in ("serl_iterations.png", "serl_components.md", "orders.csv.gz", "orders_dynamic.csv.gz"): assert (out / "user-mybars" / f).exists(), f
     # everything of this run under --out: reports and run records; nothing in the repository's runs/
     assert (out / "runs" / "user-mybars" / "smoke" / "serl-seed0" / "records.jsonl").exists()
     assert (out / "runs" / "user-mybars" / "smoke" / "learned-seed0" / "PPO").is_dir()
@@ -112,3 +115,23 @@ def test_failed_notebook_names_its_executed_copy(tmp_path):
                        learned=False, se_rl=False, progress=False)
     dest = tmp_path / "synthetic-csi100" / "main_table.ipynb"
     assert str(dest) in str(e.value) and "TypeError" in str(e.value) and dest.exists()
+
+
+def test_run_folder_of_other_settings_is_refused_up_front(tmp_path, capsys):
+    # e.g. made by an older serl: found by the checks, not after the learned baselines have trained for minutes
+    from serl.core import scale_config
+    from serl.loop.inner import evolve_config
+    from serl.loop.evolve import run_config_record
+    good = tmp_path / "good.csv"; user_bars(6).to_csv(good, index=False)
+    cfg = scale_config("smoke", f"csv:{good}", 0)
+    old = tmp_path / "runs" / "user-good" / "smoke" / "serl-seed0"; old.mkdir(parents=True)
+    rec = run_config_record(evolve_config("smoke", K=5), cfg.data, cfg.env, 0, 0)
+    (old / "records.jsonl").write_text(json.dumps({"kind": "config", **rec}) + "\n")
+    t0 = time.perf_counter()
+    rc = main(["reproduce", "--dataset", f"csv:{good}", "--out", str(tmp_path / "o"), "--runs", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(old) in err and "evolve.K" in err and "--runs" in err and time.perf_counter() - t0 < 10, err
+    rec = run_config_record(evolve_config("smoke"), cfg.data, cfg.env, 0, 0)   # the same settings pass the checks
+    (old / "records.jsonl").write_text(json.dumps({"kind": "config", **rec}) + "\n")
+    from serl.app.cli import check_run_settings
+    check_run_settings("main_table", [f"csv:{good}"], "smoke", tmp_path / "runs", 0)

@@ -16,8 +16,8 @@ from ..market.data import dataset_slug
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'REPORT_FOLDERS', 'DEFAULT_DATASETS', 'RESERVED_PARAMS', 'LLM_EXPERIMENTS', 'RUN_PREFIXES',
            'BENCHMARKS', 'experiment_folder', 'runs_folder', 'run_experiment', 'experiment_params',
-           'write_experiment_config', 'check_folder', 'check_runs', 'preflight', 'write_summary', 'run_bench', 'main',
-           'datasets_table']
+           'write_experiment_config', 'check_folder', 'check_runs', 'check_run_settings', 'preflight', 'write_summary',
+           'run_bench', 'main', 'datasets_table']
 
 # %% ../../nbs/90_cli.ipynb #b5f2a3a7
 EXPERIMENTS = {"main_table": "main_table.ipynb",    # experiment name -> notebook in nbs/experiments
@@ -121,11 +121,12 @@ def check_folder(path: str | Path, what: str) -> Path:
     if not os.access(q, os.W_OK | os.X_OK): raise SerlError(f"{what} {p}: cannot write in {q}")
     return p
 
-def check_runs(experiment: str, datasets, scale: str, runs: Path, llm: str | None):
-    "A `SerlError` if an SE-RL run folder this command would resume was made with another LLM, naming the folder and `--runs`."
+def check_runs(experiment: str, datasets, scale: str, runs: Path, llm: str | None, seed: int = 0):
+    """A `SerlError` if an SE-RL run folder this command would resume was made with another LLM, or (the full method's
+    folders `serl-seed<s>`) with other settings (e.g. by an older serl), naming the folder, the fields and `--runs`."""
+    if experiment not in RUN_PREFIXES: return
     from serl.design.llm import llm_label
     want = llm_label(llm)
-    if want is None or experiment not in RUN_PREFIXES: return
     import json
     from serl.market.data import dataset_slug
     for ds in datasets:
@@ -133,11 +134,34 @@ def check_runs(experiment: str, datasets, scale: str, runs: Path, llm: str | Non
         for rec in sorted(r for pre in RUN_PREFIXES[experiment] for r in folder.glob(f"{pre}*/records.jsonl")):
             try: first = json.loads(rec.open().readline())
             except (OSError, json.JSONDecodeError): continue
-            if first.get("kind") == "config" and first.get("llm") not in (None, want):
+            if want is not None and first.get("kind") == "config" and first.get("llm") not in (None, want):
                 raise SerlError(f"{rec.parent} holds an SE-RL run made with the LLM {first['llm']}, this one uses {want}: "
                                 f"pass --runs DIR for another run folder (or --out DIR, which keeps its runs in DIR/runs), or delete {rec.parent}")
+    check_run_settings(experiment, datasets, scale, runs, seed)
 
-def preflight(experiment: str, datasets, scale: str = "smoke", out_dir=None, runs_dir=None, llm: str | None = None) -> Path:
+def check_run_settings(experiment: str, datasets, scale: str, runs: Path, seed: int = 0):
+    "`check_runs`' settings part: each `serl-seed<s>` folder's recorded evolve/data/env/seeds against what this command would run."
+    if "serl-seed" not in RUN_PREFIXES.get(experiment, ()): return
+    import json
+    from serl.core import scale_config
+    from serl.market.data import dataset_slug
+    from serl.loop.inner import evolve_config
+    from serl.loop.evolve import run_config_record, config_differences
+    ecfg = evolve_config(scale)
+    for ds in datasets:
+        cfg = scale_config(scale, ds or "spy", seed)
+        for rec in sorted((runs/dataset_slug(ds or "spy")/scale).glob("serl-seed*/records.jsonl")):
+            try: first, s = json.loads(rec.open().readline()), int(rec.parent.name.removeprefix("serl-seed"))
+            except (OSError, json.JSONDecodeError, ValueError): continue
+            if first.get("kind") != "config": continue
+            want = run_config_record(ecfg, cfg.data, cfg.env, s, seed)
+            diff = config_differences(first, want, keys=("evolve", "data", "env", "seed", "data_seed"))
+            if diff: raise SerlError(f"{rec.parent} holds an SE-RL run with other settings ({', '.join(diff[:6])}"
+                                     f"{', ...' if len(diff) > 6 else ''} differ; made by another serl version or other options): "
+                                     f"pass --runs DIR for another run folder, or delete {rec.parent}")
+
+def preflight(experiment: str, datasets, scale: str = "smoke", out_dir=None, runs_dir=None, llm: str | None = None,
+              seed: int = 0) -> Path:
     "Every check of `serl reproduce` before any training (datasets, folders, runs, LLM), one line each on stderr; the runs folder."
     t0 = time.time()
     if experiment not in EXPERIMENTS: raise SerlError(f"unknown experiment {experiment!r}; known: {sorted(EXPERIMENTS)}")
@@ -148,7 +172,7 @@ def preflight(experiment: str, datasets, scale: str = "smoke", out_dir=None, run
     out = check_folder(out_dir if out_dir is not None else repo_root()/"reports", "--out")
     runs = check_folder(runs_folder(out_dir, runs_dir), "--runs") if experiment not in REPORT_FOLDERS else None
     note(f"check: reports go to {out}" + (f", run records to {runs}" if runs else ""))
-    if runs is not None: check_runs(experiment, datasets, scale, runs, llm)
+    if runs is not None: check_runs(experiment, datasets, scale, runs, llm, seed)
     if experiment in LLM_EXPERIMENTS:
         from serl.design.llm import check_llm_spec
         note(f"check: LLM {llm or 'embedded'}: {check_llm_spec(llm)}")
@@ -242,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             params = experiment_params(args.experiment, args.param)
             ex = Executor(args.executor, args.ray_address)
             if ex.is_ray: require_ray()
-            preflight(args.experiment, datasets, args.scale, args.out, args.runs, args.llm)       # everything, before any training
+            preflight(args.experiment, datasets, args.scale, args.out, args.runs, args.llm, args.seed)   # everything, before any training
             calls = [dict(name=args.experiment, dataset=ds, scale=args.scale, seed=args.seed, out_dir=args.out, runs_dir=args.runs,
                           **({"llm": args.llm} if args.llm else {}), **params) for ds in datasets]
             if ex.is_ray:

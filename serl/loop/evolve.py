@@ -27,7 +27,7 @@ RESTORED = Verdict(True, "runtime", "validated earlier in this run")   # verdict
 
 # %% auto #0
 __all__ = ['RESTORED', 'designer_classes', 'make_designers', 'pick', 'candidate_key', 'TrainedCandidate', 'OuterEMA',
-           'SelfEvolvingRun', 'combo_key', 'ranked', 'run_serl']
+           'run_config_record', 'config_differences', 'SelfEvolvingRun', 'combo_key', 'ranked', 'run_serl']
 
 # %% ../../nbs/18_evolve.ipynb #cc63517e
 def designer_classes() -> dict:
@@ -91,6 +91,20 @@ class OuterEMA:
         return self.n > 1 and self.delta < self.epsilon
 
 # %% ../../nbs/18_evolve.ipynb #737977ff
+def run_config_record(cfg: EvolveConfig, data_cfg: DataConfig, env_cfg: EnvConfig, seed: int, data_seed: int, **extra) -> dict:
+    "The config record of a run (the first line of its records.jsonl), as plain JSON values."
+    return json.loads(json.dumps(dict(evolve=config_to_dict(cfg), data=config_to_dict(data_cfg), env=config_to_dict(env_cfg),
+                                      seed=seed, data_seed=data_seed, **extra), default=str))
+
+def config_differences(old: dict, new: dict, keys=None, prefix: str = "") -> list[str]:
+    "Dotted names of the fields that differ between two config records (of `keys` only, if given), nested dicts field by field."
+    out = []
+    for k in sorted(keys if keys is not None else (set(old) | set(new)) - {"kind", "time"}):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict): out += config_differences(a, b, prefix=f"{prefix}{k}.")
+        elif a != b: out.append(f"{prefix}{k}")
+    return out
+
 class SelfEvolvingRun:
     "Algorithm 1 for one dataset and seed: design -> screen (sandboxed, parallel) -> validate -> DEK -> EMA convergence; then successive halving and the winner's full training."
     def __init__(self, llm, dataset, data_cfg: DataConfig, env_cfg: EnvConfig, cfg: EvolveConfig | None = None,
@@ -127,15 +141,13 @@ class SelfEvolvingRun:
 
     # -- records and state ------------------------------------------------------------------
     def _config_record(self) -> dict:
-        return dict(evolve=config_to_dict(self.cfg), data=config_to_dict(self.data_cfg), env=config_to_dict(self.env_cfg),
-                    seed=self.seed, data_seed=self.data_seed, llm=repr(self.llm), lle=self.lle)
+        return run_config_record(self.cfg, self.data_cfg, self.env_cfg, self.seed, self.data_seed, llm=repr(self.llm), lle=self.lle)
 
     def _check_config(self):
         old = self.records.read("config")
-        new = json.loads(json.dumps(self._config_record(), default=str))
+        new = self._config_record()
         if not old: self.records.append("config", **new); return
-        o = {k: v for k, v in old[0].items() if k not in ("kind", "time")}
-        diff = sorted(k for k in set(o) | set(new) if o.get(k) != new.get(k))
+        diff = config_differences(old[0], new)
         if diff: raise SerlError(f"{self.run_dir}: holds a run with a different config ({', '.join(diff)} differ); "
                                  f"use another run folder (`serl reproduce --runs DIR`) or delete this one")
 
