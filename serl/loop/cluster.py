@@ -255,6 +255,7 @@ class LocalCluster:
     cpus_per_node: int = 1
     port: int = 0                           # head's GCS port (0: a free one)
     temp_dir: Path | None = None            # None: a fresh folder under the system's temp
+    attempts: int = 2                       # starts of the cluster when a node times out while starting
     pids: list = field(default_factory=list)
 
     @property
@@ -267,18 +268,27 @@ class LocalCluster:
         if r.returncode: raise SerlError(f"`ray start {' '.join(args)}` failed ({r.returncode}): {(r.stderr or r.stdout)[-1500:]}")
 
     def start(self) -> "LocalCluster":
-        "Start the nodes one after another; if one fails, stop what started and raise."
+        """Start the nodes one after another; if one fails, stop what started and raise. A node that timed out while
+        starting (Ray 2.60 gives its raylet 30 s to register, too little on a loaded machine) is retried `attempts` times
+        in all, each time with a fresh temp folder and port."""
         require_ray()
-        self.port = self.port or free_port()
-        self.temp_dir = Path(self.temp_dir or tempfile.mkdtemp(prefix="serl-ray-"))
-        common = ["--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus_per_node}", "--disable-usage-stats"]
-        try:
-            self._ray("--head", f"--port={self.port}", f"--temp-dir={self.temp_dir}", "--include-dashboard=false",
-                      f"--resources={json.dumps({'node0': 1})}", *common)
-            for i in range(1, self.nodes):
-                self._ray(f"--address={self.address}", f"--resources={json.dumps({f'node{i}': 1})}", *common)
-        except BaseException:
-            self.stop(); raise
+        port, temp_dir = self.port, self.temp_dir
+        for attempt in range(1, self.attempts + 1):
+            self.port = port or free_port()
+            self.temp_dir = Path(temp_dir or tempfile.mkdtemp(prefix="serl-ray-"))
+            common = ["--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus_per_node}", "--disable-usage-stats"]
+            try:
+                self._ray("--head", f"--port={self.port}", f"--temp-dir={self.temp_dir}", "--include-dashboard=false",
+                          f"--resources={json.dumps({'node0': 1})}", *common)
+                for i in range(1, self.nodes):
+                    self._ray(f"--address={self.address}", f"--resources={json.dumps({f'node{i}': 1})}", *common)
+                break
+            except SerlError as e:
+                self.stop()
+                if attempt == self.attempts or "timed out during startup" not in str(e): raise
+                note(f"Ray: a node timed out while starting (a loaded machine?); starting the cluster again ({attempt + 1}/{self.attempts})")
+            except BaseException:
+                self.stop(); raise
         self.pids = self.processes()
         return self
 
