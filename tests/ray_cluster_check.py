@@ -27,8 +27,24 @@ def serl_run(run_dir, executor):
     return dict(best=r.best.key, val=[t.val_pa for t in r.candidates], rungs=[[t.key, t.val_pa] for t in r.rungs],
                 final=r.final.val_pa, wall_s=time.time() - t)
 
+def learned(root, executor):
+    "The learned baselines of two seeds (tiny budget) through `train_learned_seeds`: per (seed/method) best validation PA and a weights hash."
+    import hashlib
+    from serl.loop.cluster import train_learned_seeds
+    from serl.agent.learned import LearnedConfig
+    from serl.agent.ppo import PPOConfig
+    tiny = LearnedConfig(num_envs=8, train_env_steps=2 * 8 * 8, eval_every=2, ppo=PPOConfig(n_epochs=1, minibatch_size=64))
+    t = time.time()
+    got = train_learned_seeds(ds.splits["train"], ds.splits["valid"], dc, EnvConfig(step_minutes=30), (1, 2),
+                              {s: root/f"learned-seed{s}" for s in (1, 2)}, cfg=tiny, methods=["PPO", "MacMic"], executor=executor,
+                              show_progress=False)
+    digest = lambda p: hashlib.sha256(b"".join(v.detach().numpy().tobytes() for a in p.agents.values() for v in a.state_dict().values())).hexdigest()
+    return dict(fp={f"{s}/{m}": [p.best_valid_pa, digest(p)] for s, v in got.items() for m, p in v.items()},
+                reused=[bool(getattr(p, "reused", False)) for v in got.values() for p in v.values()], wall_s=time.time() - t)
+
 res = {}
 local = serl_run(out/"local", Executor("local")); print("local run", local["wall_s"], flush=True)
+learned_local = learned(out/"learned-local", Executor("local"))
 cluster = LocalCluster(nodes=2, cpus_per_node=1)
 t = time.time(); cluster.start(); res["cluster_start_s"] = time.time() - t
 try:
@@ -52,6 +68,15 @@ try:
     res.update(local=local, ray=remote, killed_pid=killed.get("pid"))
     assert killed and not Path(f"/proc/{killed['pid']}").exists(), killed
     for k in ("best", "val", "rungs", "final"): assert local[k] == remote[k], (k, local[k], remote[k])
+
+    # the learned baselines of two seeds as Ray tasks: the same models; the driver wrote the run folders; a rerun reuses them
+    learned_ray = learned(out/"learned-ray", ex)
+    again = learned(out/"learned-ray", ex)
+    res["learned"] = dict(local=learned_local["fp"], ray=learned_ray["fp"], again=again["fp"], reused=again["reused"],
+                          fresh=learned_ray["reused"], local_s=learned_local["wall_s"], ray_s=learned_ray["wall_s"],
+                          files=sorted(str(f.relative_to(out/"learned-ray")) for f in (out/"learned-ray").rglob("*") if f.is_file()))
+    assert learned_local["fp"] == learned_ray["fp"] == again["fp"], res["learned"]
+    assert all(again["reused"]) and not any(learned_ray["reused"])
     ray.shutdown()
 
     # `serl reproduce --executor ray`: two datasets as Ray tasks, their notebooks' kernels on the cluster too; against local

@@ -41,5 +41,10 @@ def test_two_node_cluster_same_numbers_and_a_killed_worker(tmp_path):
     assert res["killed_pid"] and res["left_pids"] == []                       # the cluster's processes are all gone
     for k in ("best", "val", "rungs", "final"): assert res["local"][k] == res["ray"][k], k
     assert res["reproduce"]["local"] == res["reproduce"]["ray"]
+    lr = res["learned"]                                                        # learned baselines per (method, seed) as tasks
+    assert lr["local"] == lr["ray"] == lr["again"] and all(lr["reused"]) and not any(lr["fresh"])
+    for s in (1, 2):
+        for m in ("PPO", "MacMic"):
+            for f in ("history.csv", "train_log.jsonl"): assert f"learned-seed{s}/{m}/{f}" in lr["files"], (s, m, f)
     print(f"cluster start {res['cluster_start_s']:.1f} s; outer loop local {res['local']['wall_s']:.1f} s, "
-          f"ray {res['ray']['wall_s']:.1f} s; reproduce local {res['reproduce']['local_s']:.0f} s, ray {res['reproduce']['ray_s']:.0f} s")
+          f"ray {res['ray']['wall_s']:.1f} s; learned local {res['learned']['local_s']:.1f} s, ray {res['learned']['ray_s']:.1f} s; reproduce local {res['reproduce']['local_s']:.0f} s, ray {res['reproduce']['ray_s']:.0f} s")

@@ -28,8 +28,9 @@ from .ppo import (PPOConfig, BetaActorCritic, SimplexActorCritic, mlp, policy_di
 __all__ = ['POLICY_CLASSES', 'fill_pa_reward', 'pa_potential', 'ShapedPAReward', 'BetaDist', 'BetaAgent', 'masked_ppo_loss',
            'masked_ppo_update', 'Buffer', 'LearnedConfig', 'LearnedPolicy', 'PPOPolicy', 'halop_range', 'HybridDist',
            'HalopAgent', 'halop_price_index', 'HALOPPolicy', 'MacMicPolicy', 'SimplexPolicy', 'CWLNPolicy',
-           'DirichletPolicy', 'policy_env_cfg', 'train_learned', 'load_learned', 'data_key', 'saved_matches',
-           'learned_config', 'train_learned_baselines', 'plot_training_curves', 'bench_learned']
+           'DirichletPolicy', 'policy_env_cfg', 'learned_key', 'reuse_learned', 'train_learned', 'save_learned',
+           'load_learned', 'data_key', 'saved_matches', 'learned_config', 'train_learned_baselines',
+           'plot_training_curves', 'bench_learned']
 
 # %% ../../nbs/08_learned_baselines.ipynb #37ea8eaa
 def fill_pa_reward(x: dict) -> np.ndarray:
@@ -355,26 +356,36 @@ def _pa(policy, panel, sets) -> float:
     return float(pd.concat([evaluate(policy, panel, o, policy.env_cfg).per_order for o in sets]).pa_bps.mean())
 
 # %% ../../nbs/08_learned_baselines.ipynb #3089ba8d
+def learned_key(name: str, train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvConfig, cfg: LearnedConfig, seed: int) -> dict:
+    "What decides a trained learned baseline (method, its env and learned configs, seed, data fingerprint): its checkpoints' metadata."
+    return dict(method=name, env_cfg=config_to_dict(policy_env_cfg(name, env_cfg, cfg)), learned_cfg=config_to_dict(cfg),
+                seed=seed, data_key=data_key(train_panel, valid_panel, data_cfg))
+
+def reuse_learned(run_dir, key: dict) -> LearnedPolicy | None:
+    "The model saved in run_dir/<method> with metadata `key` (`.reused` set), else None (none, another key, or incomplete: train again)."
+    saved = Path(run_dir)/key["method"]
+    if not saved_matches(saved, key): return None
+    try: pol = load_learned(saved)
+    except SerlError: return None
+    note(f"{key['method']} (seed {key['seed']}): reusing the model saved in {saved} (same data, config and seed; delete it to retrain)")
+    pol.reused = True
+    return pol
+
 def train_learned(name: str, train_panel, valid_panel, data_cfg: DataConfig, env_cfg: EnvConfig,
                   cfg: LearnedConfig | None = None, seed: int = 0, run_dir=None, show_progress: bool = True) -> LearnedPolicy:
-    "Train one learned baseline (`name` in POLICY_CLASSES) with PPO; the best-on-validation policy."
+    """Train one learned baseline (`name` in POLICY_CLASSES) with PPO; the best-on-validation policy. With `run_dir`, a model
+    saved there with the same `learned_key` is reused; otherwise the training logs every update to
+    run_dir/<name>/train_log.jsonl as it goes and saves its checkpoints there (`save_learned`)."""
     if name not in POLICY_CLASSES: raise SerlError(f"unknown learned baseline {name!r}; choose one of {list(POLICY_CLASSES)}")
     cfg = (cfg or LearnedConfig()).check()
-    if run_dir is not None:                              # a model saved with the same method, data, configs and seed is reused
-        key = dict(method=name, env_cfg=config_to_dict(policy_env_cfg(name, env_cfg, cfg)),
-                   learned_cfg=config_to_dict(cfg), seed=seed, data_key=data_key(train_panel, valid_panel, data_cfg))
-        saved = Path(run_dir)/name
-        if saved_matches(saved, key):
-            try: pol = load_learned(saved)
-            except SerlError: pol = None                 # incomplete: train again
-            if pol is not None:
-                note(f"{name} (seed {seed}): reusing the model saved in {saved} (same data, config and seed; delete it to retrain)")
-                pol.reused = True
-                return pol
+    key = learned_key(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed) if run_dir is not None else None
+    if key is not None and (pol := reuse_learned(run_dir, key)) is not None: return pol
     threads = torch.get_num_threads()
     if cfg.torch_threads: torch.set_num_threads(cfg.torch_threads)
-    try: return _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir, show_progress)
+    try: pol = _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir, show_progress)
     finally: torch.set_num_threads(threads)
+    if key is not None: save_learned(pol, run_dir, key)
+    return pol
 
 # %% ../../nbs/08_learned_baselines.ipynb #705c7e33
 def _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir, show_progress):
@@ -421,14 +432,22 @@ def _train(name, train_panel, valid_panel, data_cfg, env_cfg, cfg, seed, run_dir
     for k, a in pol.agents.items(): a.load_state_dict(best[1][k])
     pol.history = pd.DataFrame(rows)
     pol.best_update, pol.best_valid_pa = best[2], best[0]
-    if run_dir is not None:
-        out = Path(run_dir)/name
-        for k, a in pol.agents.items():
-            save_checkpoint(out/f"{k}.pt", a, opts[k], cfg.ppo, pol.obs_dim + (pol.MICRO_EXTRA if k == "micro" else 0), 1,
-                            method=name, learner=k, env_cfg=config_to_dict(env_cfg), learned_cfg=config_to_dict(cfg),
-                            best_update=best[2], best_valid_pa=best[0], seed=seed, data_key=data_key(train_panel, valid_panel, data_cfg))
-        pol.history.to_csv(out/"history.csv", index=False)
+    pol.optimizers = opts                              # (their state goes into the checkpoints)
     return pol
+
+def save_learned(pol: LearnedPolicy, run_dir, key: dict, log: bool = False) -> Path:
+    """Save trained `pol` in run_dir/<method>: one checkpoint per agent (weights, optimizer, the metadata `key`, the best
+    update), history.csv; `log`: also train_log.jsonl from its history (a training that ran elsewhere, a Ray task, wrote none)."""
+    out = Path(run_dir)/key["method"]
+    if log:
+        rec = RunRecords(out, "train_log.jsonl"); rec.path.unlink(missing_ok=True)
+        for row in pol.history.to_dict("records"): rec.append("update", **row)
+    for k, a in pol.agents.items():
+        save_checkpoint(out/f"{k}.pt", a, pol.optimizers[k], pol.cfg.ppo, pol.obs_dim + (pol.MICRO_EXTRA if k == "micro" else 0), 1,
+                        **key, learner=k, best_update=pol.best_update, best_valid_pa=pol.best_valid_pa)
+    out.mkdir(parents=True, exist_ok=True)
+    pol.history.to_csv(out/"history.csv", index=False)
+    return out
 
 # %% ../../nbs/08_learned_baselines.ipynb #a66027d8
 def load_learned(path) -> LearnedPolicy:

@@ -206,7 +206,8 @@ def write_summary(out_dir: str | Path | None = None, experiment: str = "main_tab
 # %% ../../nbs/90_cli.ipynb #0f5a3cc9
 BENCHMARKS = {"static": "serl.agent.envs:bench_static", "lob": "serl.market.lob:bench_lob", "dynamic": "serl.market.agent_orders:bench_market",
               "ppo": "serl.agent.hybrid:bench_ppo", "data": "serl.market.data:bench_data", "metrics": "serl.market.metrics:bench_bootstrap",
-              "sandbox": "serl.design.attacks:bench", "design": "serl.design.bench:bench_design"}
+              "sandbox": "serl.design.attacks:bench", "design": "serl.design.bench:bench_design",
+              "scale": "serl.loop.scaleout:bench_scale"}
 
 def run_bench(name: str) -> dict:
     "Run benchmark `name` and return its figures."

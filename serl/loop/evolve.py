@@ -27,7 +27,8 @@ RESTORED = Verdict(True, "runtime", "validated earlier in this run")   # verdict
 
 # %% auto #0
 __all__ = ['RESTORED', 'designer_classes', 'make_designers', 'pick', 'candidate_key', 'TrainedCandidate', 'OuterEMA',
-           'run_config_record', 'config_differences', 'SelfEvolvingRun', 'combo_key', 'ranked', 'run_serl']
+           'run_config_record', 'config_differences', 'SelfEvolvingRun', 'combo_key', 'halving_continues',
+           'halving_plan', 'ranked', 'run_serl']
 
 # %% ../../nbs/18_evolve.ipynb #cc63517e
 def designer_classes() -> dict:
@@ -384,6 +385,18 @@ def step(self: SelfEvolvingRun, it: int, pool: WorkerPool) -> dict:
     return summary
 
 # %% ../../nbs/18_evolve.ipynb #5e1ec7a1
+def halving_continues(n_alive: int, budget: int, cfg: EvolveConfig) -> bool:
+    "Whether successive halving trains another rung: it would keep more than one candidate and the next budget stays below the final training's."
+    return -(-n_alive // cfg.eta) > 1 and budget * cfg.eta < cfg.train_env_steps
+
+def halving_plan(n: int, cfg: EvolveConfig) -> list[tuple[str, int, int]]:
+    "The trainings after screening `n` candidates when every one succeeds: [(stage, trainings, env steps each)], the rungs then the final."
+    out, budget, r = [], cfg.screen_env_steps, 0
+    while halving_continues(n, budget, cfg):
+        r, budget, n = r + 1, budget * cfg.eta, -(-n // cfg.eta)
+        out.append((f"rung{r}", n, budget))
+    return out + [("final", 1, cfg.train_env_steps)]
+
 def ranked(cands: list[TrainedCandidate]) -> list[TrainedCandidate]:
     "The successful trainings by validation PA, best first (ties: in order), one per distinct set of components."
     out, seen = [], set()
@@ -406,7 +419,7 @@ def select(self: SelfEvolvingRun, pool: WorkerPool) -> TrainedCandidate:
     "Successive halving over the screened candidates, then the winner trained to `train_env_steps` (`.final`, `.rungs`)."
     c, alive, budget, r = self.cfg, ranked(self.candidates), self.cfg.screen_env_steps, 0
     self.rungs = []
-    while -(-len(alive) // c.eta) > 1 and budget * c.eta < c.train_env_steps:
+    while halving_continues(len(alive), budget, c):
         r, budget = r + 1, budget * c.eta
         trained = self._stage(f"rung{r}", alive[:-(-len(alive) // c.eta)], budget, c.final_wall_s, pool)
         self.rungs += trained
