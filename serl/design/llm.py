@@ -6,7 +6,7 @@ Docs: https://serl-dev.github.io/serl/llm.html.md"""
 
 # %% ../../nbs/09_llm.ipynb #d3f3524a
 from __future__ import annotations
-import importlib.metadata, importlib.util, json, os, subprocess, sys, tempfile, threading, time, zipfile
+import importlib.metadata, importlib.util, json, os, subprocess, sys, tempfile, threading, time, warnings, zipfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, replace
@@ -211,14 +211,27 @@ class HFLLM(LLM):
 
     def __init__(self, name_or_path: str, gguf_file: str | None = None, device: str | None = None, dtype=None,
                  chat: bool | None = None, batch_size: int = 8, records: RunRecords | None = None, name: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, int8: bool = True):
         super().__init__(records)
         self.threads = threads or int(os.environ.get("SERL_LLM_THREADS") or 0) or None
         self.model, self.tokenizer = load_hf(name_or_path, gguf_file, device, dtype)
         self.device = str(next(self.model.parameters()).device)
+        self.int8, self._int8 = int8 and self.device == "cpu", None
         if self.threads is None and self.device == "cpu": self.threads = 1   # one thread: 2+ OpenMP threads on a busy 2-core machine ran 4x slower
         self.chat, self.batch_size = chat, batch_size
         self.name = name or (f"{name_or_path}/{gguf_file}" if gguf_file else str(name_or_path))
+
+    def decoder(self):
+        """The model that generates: on cpu, a copy whose Linear layers are int8 (dynamic quantization; a decoding step reads
+        every weight, so 4x fewer bytes make it 2-4x faster on a memory-bound CPU) while the model carries no LoRA adapter
+        (`serl.design.lle` trains those in the float model); else the model itself."""
+        if not self.int8 or getattr(self.model, "_serl_lora", None) is not None: return self.model
+        if self._int8 is None:
+            import copy, torch
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(self.model), {torch.nn.Linear}, dtype=torch.qint8)
+        return self._int8
 
     def _generate(self, prompts, n, p, chat):
         import torch
@@ -238,7 +251,7 @@ class HFLLM(LLM):
                 chunk = [format_prompt(tok, q, chat) for q in prompts[i:i + self.batch_size]]
                 templated = any(t is not q for t, q in zip(chunk, prompts[i:i + self.batch_size]))
                 enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=not templated).to(self.device)
-                out = self.model.generate(**enc, **gen_kw)[:, enc.input_ids.shape[1]:].cpu()
+                out = self.decoder().generate(**enc, **gen_kw)[:, enc.input_ids.shape[1]:].cpu()
                 ptoks += enc.attention_mask.sum(1).tolist()
                 for j in range(len(chunk)):
                     row_t, row_c = [], []
@@ -259,7 +272,7 @@ class HFLLM(LLM):
         with torch.random.fork_rng(devices=[]), torch.no_grad(), torch_threads(self.threads):
             for q in prompts:
                 text = format_prompt(self.tokenizer, q, chat)
-                t, c, pt = sample_constrained(self.model, self.tokenizer, text, n, p, constraint, add_special_tokens=text is q)
+                t, c, pt = sample_constrained(self.decoder(), self.tokenizer, text, n, p, constraint, add_special_tokens=text is q)
                 texts.append(t); ctoks.append(c); ptoks.append(pt)
         return texts, ptoks, ctoks, {"device": self.device, "constrained": "logits"}
 
