@@ -20,6 +20,7 @@ __all__ = ['ExprGrammar', 'number_prefix_ok', 'number_ok', 'RecordList', 'token_
 # %% ../../nbs/09a_grammar.ipynb #9ac40fcc
 _TOK = re.compile(r"""\s+|(?P<num>\d+\.?\d*(?:[eE][-+]?\d*)?|\.\d+(?:[eE][-+]?\d*)?)|(?P<name>[A-Za-z_]\w*)|(?P<str>"[^"\n]*"?|'[^'\n]*'?)|(?P<op>\*\*|//|<=|>=|==|!=|[-+*/%<>()\[\],.:=!])""")
 _WORD_OPS = {"and", "or", "not", "if", "else"}
+_NOT_SPACE = re.compile(r"[^\S ]")                              # whitespace other than ' '
 _BIN = {"**", "//", "<=", ">=", "==", "!=", "+", "-", "*", "/", "%", "<", ">", "and", "or", "if", "else"}
 _AST_OK = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.Attribute, ast.Subscript,
            ast.Slice, ast.Name, ast.Constant, ast.Tuple, ast.List, ast.keyword, ast.Load, ast.operator, ast.unaryop,
@@ -32,7 +33,8 @@ class ExprGrammar:
     is refused while decoding: a namespace is followed by '.', a function or method is called (the attributes in `values`,
     e.g. `np.pi`, are not), with `arity[key]` = (least, most) arguments (key 'np.where' for a namespace's function, '.clamp'
     for a method), keywords only as call arguments, subscripts hold integer literals and slices only, no tuples, list
-    displays only if `lists` (True; "top": one list around the whole expression, no list inside it)."""
+    displays only if `lists` (True; "top": one list around the whole expression, no list inside it), one index per
+    subscript, at most `max_depth` brackets open."""
     names: frozenset
     attrs: dict = field(default_factory=dict)
     methods: frozenset = frozenset()
@@ -43,11 +45,12 @@ class ExprGrammar:
     values: frozenset = frozenset({"pi"})
     arity: dict = field(default_factory=dict)
     lists: bool | str = True
+    max_depth: int = 4                 # brackets open at once (a small model nests `np.clip(np.clip(...` until the budget ends)
 
     def _scan(self, text: str, final: bool) -> tuple[bool, bool, str]:
         "(whether `text` is a viable prefix, whether the scan ends expecting an operand, the brackets that close it)."
         bad = (False, True, "")
-        if len(text) > self.max_chars or "\n" in text or "\t" in text: return bad
+        if len(text) > self.max_chars or _NOT_SPACE.search(text): return bad       # one line, spaces only ('\r', '\x0b' would break it)
         toks, pos = [], 0
         while pos < len(text):
             m = _TOK.match(text, pos)
@@ -96,6 +99,7 @@ class ExprGrammar:
                 if not closed and (final or not any(s.startswith(body) for s in self.strings)): return bad
                 expect = False
             else:                                                    # operators and brackets
+                if t in ("(", "[") and len(stack) >= self.max_depth: return bad
                 if t == "(":
                     if expect: stack.append({"b": "par"})
                     elif called: stack.append({"b": "call", "fn": fn, "n": 0, "kw": False})
@@ -115,7 +119,7 @@ class ExprGrammar:
                     sealed = top["b"] == "list" and self.lists == "top"
                     stack.pop(); expect = False
                 elif t == ",":
-                    if expect or not top or top["b"] == "par": return bad
+                    if expect or not top or top["b"] in ("par", "sub"): return bad      # no tuples, one index (the arrays are 1-D)
                     if top["b"] == "call":
                         top["n"] += 1
                         if top["n"] >= self.arity.get(top["fn"], (0, 8))[1]: return bad
@@ -148,6 +152,10 @@ class ExprGrammar:
     def viable(self, text: str) -> bool:
         "Whether `text` can still be extended to an expression this grammar accepts."
         return self._scan(text, final=False)[0]
+
+    def depth(self, text: str) -> int:
+        "How many brackets are open at the end of `text`."
+        return len(self._scan(text, final=False)[2])
 
     def closing(self, text: str) -> str | None:
         "The brackets and newline that end `text` as a whole expression, if `text` ends on an operand; else None."
@@ -379,6 +387,7 @@ def sample_constrained(model, tokenizer, prompt_text: str, n: int, p, constraint
     texts, ntok, done, last = [""] * n, [0] * n, [False] * n, [None] * n
     close = getattr(constraint, "closing", None)               # the suffix that ends a text now (None: it cannot end here)
     forced = getattr(constraint, "forced", None)               # the text that must come next ('' if the model chooses)
+    depth = getattr(constraint, "depth", None)                 # brackets open
     def forced_ids(text):                                      # the tokens of the text that must follow `text` ([] if none)
         f = forced(text) if forced else ""
         fi = tokenizer.encode(f, add_special_tokens=False) if f else []
@@ -401,9 +410,11 @@ def sample_constrained(model, tokenizer, prompt_text: str, n: int, p, constraint
                 ok = lambda i: constraint.accepts(t + pieces[i])[0]
                 i = None
                 if late and close: i = _pick_lazy(lg[r], order[r], lambda i: ok(i) and close(t + pieces[i]) is not None, p, g)   # late: a token after which the text can end
+                if i is None and late and depth: i = _pick_lazy(lg[r], order[r], lambda i: ok(i) and depth(t + pieces[i]) <= depth(t), p, g)   # else one that opens no bracket
                 if i is None: i = _pick_lazy(lg[r], order[r], ok, p, g)
-                if i is None:                                               # none of the top-k fits: the next-most-likely ones
-                    cand = [j for j in torch.argsort(lg[r], descending=True)[top_k:scan].tolist() if ok(j)][:top_k]
+                if i is None:                                               # none of the top-k fits: the next-most-likely ones, then all
+                    rest = torch.argsort(lg[r], descending=True)[top_k:].tolist()
+                    cand = [j for j in rest[:scan] if ok(j)][:top_k] or [j for j in rest[scan:] if ok(j)][:top_k]
                     i = _pick(lg[r], cand, p, g) if cand else None
                 if i is None: done[r] = True; continue                     # nothing fits: the row stays unfinished
                 chunk = [i] + forced_ids(t + pieces[i])                     # the sampled token and what must follow it
