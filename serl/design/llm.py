@@ -222,9 +222,11 @@ class HFLLM(LLM):
         self.name = name or (f"{name_or_path}/{gguf_file}" if gguf_file else str(name_or_path))
 
     def decoder(self):
-        """The model that generates: on cpu, a copy whose Linear layers are int8 (dynamic quantization; a decoding step reads
-        every weight, so 4x fewer bytes make it 2-4x faster on a memory-bound CPU) while the model carries no LoRA adapter
-        (`serl.design.lle` trains those in the float model); else the model itself."""
+        """The model that decodes under a grammar: on cpu, a copy whose Linear layers are int8 (dynamic quantization; a
+        decoding step reads every weight, so 4x fewer bytes make it 2-4x faster on a memory-bound CPU) while the model
+        carries no LoRA adapter (`serl.design.lle` trains those in the float model); else the model itself. The rows of
+        a step share its activations' int8 scale, so a row's sample depends on the others in the batch (the same seed
+        still gives the same samples); plain `generate` keeps the float model, whose rows are independent."""
         if not self.int8 or getattr(self.model, "_serl_lora", None) is not None: return self.model
         if self._int8 is None:
             import copy, torch
@@ -251,7 +253,7 @@ class HFLLM(LLM):
                 chunk = [format_prompt(tok, q, chat) for q in prompts[i:i + self.batch_size]]
                 templated = any(t is not q for t, q in zip(chunk, prompts[i:i + self.batch_size]))
                 enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=not templated).to(self.device)
-                out = self.decoder().generate(**enc, **gen_kw)[:, enc.input_ids.shape[1]:].cpu()
+                out = self.model.generate(**enc, **gen_kw)[:, enc.input_ids.shape[1]:].cpu()
                 ptoks += enc.attention_mask.sum(1).tolist()
                 for j in range(len(chunk)):
                     row_t, row_c = [], []
