@@ -6,7 +6,7 @@ Docs: https://serl-dev.github.io/serl/llm.html.md"""
 
 # %% ../../nbs/09_llm.ipynb #d3f3524a
 from __future__ import annotations
-import importlib.metadata, importlib.util, json, os, subprocess, sys, tempfile, threading, time, warnings, zipfile
+import importlib.metadata, importlib.util, json, os, subprocess, sys, tempfile, threading, time, zipfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, replace
@@ -216,24 +216,9 @@ class HFLLM(LLM):
         self.threads = threads or int(os.environ.get("SERL_LLM_THREADS") or 0) or None
         self.model, self.tokenizer = load_hf(name_or_path, gguf_file, device, dtype)
         self.device = str(next(self.model.parameters()).device)
-        self.int8, self._int8 = int8 and self.device == "cpu", None
         if self.threads is None and self.device == "cpu": self.threads = 1   # one thread: 2+ OpenMP threads on a busy 2-core machine ran 4x slower
-        self.chat, self.batch_size = chat, batch_size
+        self.chat, self.batch_size, self.int8, self._int8 = chat, batch_size, int8 and self.device == "cpu", None
         self.name = name or (f"{name_or_path}/{gguf_file}" if gguf_file else str(name_or_path))
-
-    def decoder(self):
-        """The model that decodes under a grammar: on cpu, a copy whose Linear layers are int8 (dynamic quantization; a
-        decoding step reads every weight, so 4x fewer bytes make it 2-4x faster on a memory-bound CPU) while the model
-        carries no LoRA adapter (`serl.design.lle` trains those in the float model); else the model itself. The rows of
-        a step share its activations' int8 scale, so a row's sample depends on the others in the batch (the same seed
-        still gives the same samples); plain `generate` keeps the float model, whose rows are independent."""
-        if not self.int8 or getattr(self.model, "_serl_lora", None) is not None: return self.model
-        if self._int8 is None:
-            import copy, torch
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(self.model), {torch.nn.Linear}, dtype=torch.qint8)
-        return self._int8
 
     def _generate(self, prompts, n, p, chat):
         import torch
@@ -268,13 +253,15 @@ class HFLLM(LLM):
     def _generate_constrained(self, prompts, n, p, chat, constraint):
         "Every token filtered by `constraint` (`serl.design.grammar.sample_constrained`): the prompt is run once, its cache shared by the n rows."
         import torch
-        from serl.design.grammar import sample_constrained
+        from serl.design.grammar import sample_constrained, int8_copy
+        use8 = self.int8 and getattr(self.model, "_serl_lora", None) is None       # on cpu, an int8 copy while no LoRA adapter is trained
+        if use8 and self._int8 is None: self._int8 = int8_copy(self.model)
         chat = self.chat if chat is None else chat
         texts, ptoks, ctoks = [], [], []
         with torch.random.fork_rng(devices=[]), torch.no_grad(), torch_threads(self.threads):
             for q in prompts:
                 text = format_prompt(self.tokenizer, q, chat)
-                t, c, pt = sample_constrained(self.decoder(), self.tokenizer, text, n, p, constraint, add_special_tokens=text is q)
+                t, c, pt = sample_constrained(self._int8 if use8 else self.model, self.tokenizer, text, n, p, constraint, add_special_tokens=text is q)
                 texts.append(t); ctoks.append(c); ptoks.append(pt)
         return texts, ptoks, ctoks, {"device": self.device, "constrained": "logits"}
 
