@@ -46,7 +46,8 @@ def design_rates(designer, mode: str, K: int = 32, seed: int = 0) -> dict:
     distinct = len({program_key(c.code) for c in ok})
     return dict(kind=designer.kind, mode=mode, K=K, valid=len(ok), valid_rate=len(ok) / K, distinct=distinct,
                 distinct_share=distinct / len(ok) if ok else float("nan"), seconds=s,
-                s_per_valid=s / len(ok) if ok else float("inf"), s_per_sample=s / K)
+                s_per_valid=s / len(ok) if ok else float("inf"), s_per_sample=s / K,
+                measured=time.strftime("%Y-%m-%d %H:%M"), load1=round(os.getloadavg()[0], 1))
 
 def bench_designer(kind: str, llm):
     "The designer of `kind` for the bench: no scoring, the chapters' default settings."
@@ -65,12 +66,15 @@ def write_design_bench(df: pd.DataFrame, out_dir) -> Path:
     kinds = {k: i for i, k in enumerate(KINDS)}
     df = df.sort_values(["kind", "mode"], key=lambda c: c.map(kinds if c.name == "kind" else order)).reset_index(drop=True)
     df.to_csv(f, index=False)
-    show = df[["kind", "mode", "K", "valid", "valid_rate", "distinct_share", "s_per_valid", "s_per_sample"]]
+    if "measured" not in df: df["measured"], df["load1"] = "earlier", float("nan")
+    df["measured"] = df["measured"].fillna("earlier")
+    show = df[["kind", "mode", "K", "valid", "valid_rate", "distinct_share", "s_per_valid", "s_per_sample", "measured", "load1"]]
     (out/"design_bench.md").write_text(
         "# How well the LLM designs (`serl bench design`)\n\n"
         f"LLM: `{os.environ.get('SERL_BENCH_LLM', 'embedded')}` (SmolLM2-135M-Instruct Q4_1 when embedded), CPU, 1 torch thread; "
         "K samples per kind and mode, one seed; valid = passes both sandbox stages; distinct_share = distinct normalised ASTs / valid; "
-        "seconds = generation + validation. Targets (issue 14): valid_rate >= 0.9, distinct_share >= 0.5, s_per_valid <= 5.\n\n"
+        "seconds = generation + validation; measured = when the row was measured, load1 = the machine's 1-minute load average then "
+        f"({os.cpu_count()} cores; other jobs share them). Targets (issue 14): valid_rate >= 0.9, distinct_share >= 0.5, s_per_valid <= 5.\n\n"
         + show.to_markdown(index=False, floatfmt=".3f") + "\n")
     return out/"design_bench.md"
 

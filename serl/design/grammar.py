@@ -15,11 +15,13 @@ import numpy as np
 from ..core import SerlError
 
 # %% auto #0
-__all__ = ['ExprGrammar', 'number_prefix_ok', 'number_ok', 'RecordList', 'token_pieces', 'sample_constrained', 'guided_fields']
+__all__ = ['ExprGrammar', 'number_prefix_ok', 'number_ok', 'RecordList', 'token_pieces', 'int8_copy', 'sample_constrained',
+           'guided_fields']
 
 # %% ../../nbs/09a_grammar.ipynb #9ac40fcc
 _TOK = re.compile(r"""\s+|(?P<num>\d+\.?\d*(?:[eE][-+]?\d*)?|\.\d+(?:[eE][-+]?\d*)?)|(?P<name>[A-Za-z_]\w*)|(?P<str>"[^"\n]*"?|'[^'\n]*'?)|(?P<op>\*\*|//|<=|>=|==|!=|[-+*/%<>()\[\],.:=!])""")
 _WORD_OPS = {"and", "or", "not", "if", "else"}
+_NOT_SPACE = re.compile(r"[^\S ]")                              # whitespace other than ' '
 _BIN = {"**", "//", "<=", ">=", "==", "!=", "+", "-", "*", "/", "%", "<", ">", "and", "or", "if", "else"}
 _AST_OK = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.Attribute, ast.Subscript,
            ast.Slice, ast.Name, ast.Constant, ast.Tuple, ast.List, ast.keyword, ast.Load, ast.operator, ast.unaryop,
@@ -27,7 +29,13 @@ _AST_OK = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.
 
 @dataclass(frozen=True)
 class ExprGrammar:
-    "One Python expression: bare `names`, `attrs[obj]` after a name in `attrs`, `methods` after anything else, call `keywords`, string literals `strings`; `require`d names must appear."
+    """One Python expression: bare `names`, `attrs[obj]` after a namespace `obj` (a name in `attrs`), `methods` after anything
+    else, call `keywords`, string literals `strings`; `require`d names must appear. What the sandbox would refuse at run time
+    is refused while decoding: a namespace is followed by '.', a function or method is called (the attributes in `values`,
+    e.g. `np.pi`, are not), with `arity[key]` = (least, most) arguments (key 'np.where' for a namespace's function, '.clamp'
+    for a method), keywords only as call arguments, subscripts hold integer literals and slices only, no tuples, list
+    displays only if `lists` (True; "top": one list around the whole expression, no list inside it), one index per
+    subscript, at most `max_depth` brackets open."""
     names: frozenset
     attrs: dict = field(default_factory=dict)
     methods: frozenset = frozenset()
@@ -35,77 +43,108 @@ class ExprGrammar:
     strings: frozenset = frozenset()
     require: tuple = ()
     max_chars: int = 240
+    values: frozenset = frozenset({"pi"})
+    arity: dict = field(default_factory=dict)
+    lists: bool | str = True
+    max_depth: int = 4                 # brackets open at once (a small model nests `np.clip(np.clip(...` until the budget ends)
 
-    def _scan(self, text: str, final: bool) -> tuple[bool, bool]:
-        "(whether `text` is a viable prefix, whether the scan ends expecting an operand)."
-        if len(text) > self.max_chars or "\n" in text or "\t" in text: return False, True
+    def _scan(self, text: str, final: bool) -> tuple[bool, bool, str]:
+        "(whether `text` is a viable prefix, whether the scan ends expecting an operand, the brackets that close it)."
+        bad = (False, True, "")
+        if len(text) > self.max_chars or _NOT_SPACE.search(text): return bad       # one line, spaces only ('\r', '\x0b' would break it)
         toks, pos = [], 0
         while pos < len(text):
             m = _TOK.match(text, pos)
             if m is None:
                 if not final and text[pos:] == "!" : break
-                return False, True
+                return bad
             if m.lastgroup: toks.append((m.lastgroup, m.group(), m.end() == len(text)))
             pos = m.end()
-        expect, stack, prev, prev2 = True, [], None, None          # expect: an operand comes next
+        expect, stack, prev, prev2, pending, fn, sealed = True, [], None, None, None, None, False   # expect: an operand comes next
         for kind, t, last in toks:
+            if sealed: return bad                                    # nothing after a top-level list
             open_end = last and not final and not text[-1].isspace()   # the last token may still grow
+            top = stack[-1] if stack else None
+            called, pending = pending == "(", (None if pending is None or t == pending else "bad")
+            if pending == "bad": return bad                          # a namespace without '.', a function not called, a keyword without '='
+            if top and top["b"] == "sub" and not (kind == "num" or t in ("-", ":", ",", "]")): return bad   # integer subscripts only
             if kind == "name" and t in _WORD_OPS:
-                if (t == "not") != expect: return False, True
+                if (t == "not") != expect: return bad
                 expect, prev2, prev = True, prev, ("op", t); continue
             if kind == "name" and open_end and prev and prev[1] != "." and any(w.startswith(t) and (w == "not") == expect for w in _WORD_OPS):
                 break                                                # may still become 'and', 'or', 'if', 'else', 'not'
+            arg_start = top is not None and top["b"] == "call" and prev is not None and prev[1] in ("(", ",") and t != ")"
+            if arg_start and (top["kw"] and kind != "name" or top["n"] >= self.arity.get(top["fn"], (0, 8))[1]): return bad   # positional after a keyword argument; one argument too many
             if kind == "name":
                 if prev and prev[1] == ".":                         # an attribute
-                    obj = prev2[1] if prev2 and prev2[0] == "name" else None
-                    allowed = self.attrs.get(obj, self.methods) if obj in self.attrs else self.methods
-                    if not self._ok(t, allowed, open_end): return False, True
+                    ns = prev2[1] if prev2 and prev2[0] == "name" and prev2[1] in self.attrs else None
+                    allowed = self.attrs[ns] if ns else self.methods
+                    if not self._ok(t, allowed, open_end): return bad
+                    if t in allowed and t not in self.values: pending, fn = "(", f"{ns or ''}.{t}"
                     expect = False
                 else:
-                    if not expect: return False, True
-                    if not (self._ok(t, self.names, open_end) or self._ok(t, self.keywords, open_end)): return False, True
+                    if not expect: return bad
+                    if arg_start and top["kw"] or not self._ok(t, self.names, open_end):
+                        if not (arg_start and self._ok(t, self.keywords, open_end)): return bad
+                        if t in self.keywords: pending, top["kw"] = "=", True
+                    elif t in self.attrs: pending = "."
                     expect = False
             elif kind == "num":
-                if not expect: return False, True
+                if not expect or (top and top["b"] == "sub" and not t.isdigit()): return bad
                 expect = False
             elif kind == "str":
-                if not expect: return False, True
+                if not expect: return bad
                 closed = len(t) > 1 and t[-1] == t[0]
                 body = t[1:-1] if closed else t[1:]
-                if closed and body not in self.strings: return False, True
-                if not closed and (final or not any(s.startswith(body) for s in self.strings)): return False, True
+                if closed and body not in self.strings: return bad
+                if not closed and (final or not any(s.startswith(body) for s in self.strings)): return bad
                 expect = False
             else:                                                    # operators and brackets
-                if t in ("(", "["):
-                    stack.append(t + ("call" if not expect else "")); expect = True
+                if t in ("(", "[") and len(stack) >= self.max_depth: return bad
+                if t == "(":
+                    if expect: stack.append({"b": "par"})
+                    elif called: stack.append({"b": "call", "fn": fn, "n": 0, "kw": False})
+                    else: return bad
+                    expect = True
+                elif t == "[":
+                    if expect and (not self.lists or self.lists == "top" and (stack or prev is not None)): return bad
+                    stack.append({"b": "list" if expect else "sub"}); expect = True
                 elif t in (")", "]"):
-                    want = "(" if t == ")" else "["
-                    if not stack or stack[-1][0] != want: return False, True
-                    if expect and not (prev and prev[1] in ("(", "[", ",", ":")): return False, True
+                    if not top or (top["b"] in ("par", "call")) != (t == ")"): return bad
+                    if expect and not (prev and (prev[1] in ("(", ",", ":") and top["b"] != "par" or prev[1] == "[" and top["b"] == "list")):
+                        return bad
+                    if top["b"] == "call":
+                        n = top["n"] + (prev[1] not in ("(", ","))
+                        lo, hi = self.arity.get(top["fn"], (0, 8))
+                        if not lo <= n <= hi: return bad
+                    sealed = top["b"] == "list" and self.lists == "top"
                     stack.pop(); expect = False
                 elif t == ",":
-                    if expect or not stack: return False, True
+                    if expect or not top or top["b"] in ("par", "sub"): return bad      # no tuples, one index (the arrays are 1-D)
+                    if top["b"] == "call":
+                        top["n"] += 1
+                        if top["n"] >= self.arity.get(top["fn"], (0, 8))[1]: return bad
                     expect = True
                 elif t == ".":
-                    if expect: return False, True
+                    if expect: return bad
                     expect = True
                 elif t == ":":
-                    if not stack or stack[-1][0] != "[": return False, True
+                    if not top or top["b"] != "sub": return bad
                     expect = True
                 elif t == "=":
-                    if not (stack and stack[-1] == "(call" and prev and prev[0] == "name" and prev2 and prev2[1] in ("(", ",")
-                            and prev[1] in self.keywords): return False, True
+                    if not (top and top["b"] == "call" and prev and prev[0] == "name" and prev[1] in self.keywords and prev2
+                            and prev2[1] in ("(", ",")): return bad
                     expect = True
                 elif t == "!":
-                    if final or not last: return False, True
+                    if final or not last: return bad
                 elif t in ("+", "-") and expect: pass                # unary
                 elif t in _BIN:
-                    if expect: return False, True
+                    if expect or (top and top["b"] == "sub"): return bad
                     expect = True
-                else: return False, True
+                else: return bad
             prev2, prev = prev, (kind, t)
-        if final and stack: return False, True
-        return True, expect
+        if final and (stack or pending): return bad
+        return True, expect, "".join(")" if f["b"] in ("par", "call") else "]" for f in reversed(stack))
 
     @staticmethod
     def _ok(t: str, allowed, open_end: bool) -> bool:
@@ -115,9 +154,18 @@ class ExprGrammar:
         "Whether `text` can still be extended to an expression this grammar accepts."
         return self._scan(text, final=False)[0]
 
+    def depth(self, text: str) -> int:
+        "How many brackets are open at the end of `text`."
+        return len(self._scan(text, final=False)[2])
+
+    def closing(self, text: str) -> str | None:
+        "The brackets and newline that end `text` as a whole expression, if `text` ends on an operand; else None."
+        ok, expect, closers = self._scan(text, final=False)
+        return closers + "\n" if ok and not expect and self.complete(text + closers) else None
+
     def complete(self, text: str) -> bool:
         "Whether `text` is a whole expression this grammar accepts (the AST is checked exactly)."
-        ok, expect = self._scan(text, final=True)
+        ok, expect, _ = self._scan(text, final=True)
         if not ok or expect or not text.strip(): return False
         try: tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError: return False
@@ -196,36 +244,47 @@ def number_ok(s: str, lo: float, hi: float, integer: bool = False) -> bool:
 
 @dataclass(frozen=True)
 class RecordList:
-    "A JSON list of `min_items`..`max_items` records `{\"type\": t, field: number, ...}`; `types[t]` = {field: (lo, hi, integer)} in order; `at_least[f] = g`: f >= g; `final(records)` must hold."
+    """A JSON list of `min_items`..`max_items` records `{\"type\": t, field: number, ...}`; `types[t]` = {field: (lo, hi, integer)} in order;
+    `at_least[f] = g`: f >= g; `final(records)` must hold; `first` = {type: {field: (lo, hi)}}: the types and narrower ranges of the first
+    record (what makes `final` hold from the first record on, so that the list can end after any record: no dead end)."""
     types: dict
     min_items: int = 1
     max_items: int = 4
     at_least: dict = field(default_factory=dict)
     final: object = None
+    first: dict | None = None
+    max_chars: int = 8                 # of one number
 
-    def _walk(self, text: str):
-        "(viable, finished, records): match `text` against the canonical JSON of this schema."
-        pos, recs = 0, []
+    def _walk(self, text: str, need: list | None = None):
+        "(viable, finished, records): match `text` against the canonical JSON of this schema; `need[0]` gets the text that must come next."
+        pos, recs, need = 0, [], need if need is not None else [""]
         def lit(s):
             nonlocal pos
             rest = text[pos:]
             if rest.startswith(s): pos += len(s); return "ok"
-            return "end" if s.startswith(rest) else "bad"
+            if s.startswith(rest): need[0] = s[len(rest):]; return "end"
+            return "bad"
         r = lit("[")
         if r != "ok": return r == "end", False, recs
         while True:
             r = lit('{"type": "')
             if r != "ok": return r == "end", False, recs
             j = text.find('"', pos)
-            if j < 0: return any(t.startswith(text[pos:]) for t in self.types), False, recs
+            types = self.first if self.first and not recs else self.types
+            if j < 0:
+                fits = [t for t in types if t.startswith(text[pos:])]
+                if len(fits) == 1 and text[pos:]: need[0] = fits[0][len(text) - pos:] + '"'
+                return bool(fits), False, recs
             t = text[pos:j]
-            if t not in self.types: return False, False, recs
+            if t not in types: return False, False, recs
             pos, rec = j + 1, {"type": t}
             for f, (lo, hi, integer) in self.types[t].items():
                 r = lit(f', "{f}": ')
                 if r != "ok": return r == "end", False, recs
                 lo = max(lo, rec.get(self.at_least.get(f), lo))
+                if self.first and not recs and f in self.first[t]: lo, hi = max(lo, self.first[t][f][0]), min(hi, self.first[t][f][1])
                 m = re.match(r"[0-9.]*", text[pos:]); s = m.group(); pos += len(s)
+                if len(s) > self.max_chars: return False, False, recs
                 if pos == len(text): return number_prefix_ok(s, lo, hi, integer), False, recs
                 if not number_ok(s, lo, hi, integer): return False, False, recs
                 rec[f] = int(s) if integer else float(s)
@@ -233,8 +292,10 @@ class RecordList:
             if r != "ok": return r == "end", False, recs
             recs.append(rec)
             rest = text[pos:]
-            if rest == "": return True, False, recs
             can_close = len(recs) >= self.min_items and (self.final is None or self.final(recs))
+            if rest == "":
+                if len(recs) >= self.max_items and can_close: need[0] = "]"
+                return True, False, recs
             if rest.startswith("]"):
                 return can_close and rest == "]", True, recs
             if len(recs) >= self.max_items: return False, False, recs
@@ -244,6 +305,10 @@ class RecordList:
     def viable(self, text: str) -> bool: return self._walk(text)[0]
     def complete(self, text: str) -> bool:
         ok, fin, _ = self._walk(text); return ok and fin
+    def forced(self, text: str) -> str:
+        "The text that must follow `text` (a key, punctuation, the rest of a type's name); '' where the next characters are a choice."
+        need = [""]
+        return need[0] if self._walk(text, need)[0] else ""
     def closing(self, text: str) -> str | None:
         "The suffix that ends the list right after a record ('\u005d'), if the list may end there; else None."
         ok, fin, recs = self._walk(text)
@@ -290,6 +355,37 @@ def _pick(logits, allowed, p, g):
     pr = pr * keep; pr = pr / pr.sum()
     return int(idx[torch.multinomial(pr.float(), 1, generator=g)])
 
+def _pick_lazy(logits, order, fits, p, g):
+    """A token among the ids `order` (descending logits) that `fits`, testing as few as it can: drawn from the model's top-p
+    nucleus (temperature) and drawn again without it while it does not fit (rejection sampling: the nucleus renormalised over
+    the tokens that fit), else the most likely fitting token outside the nucleus; None if none fits. Greedy at temperature 0."""
+    import torch
+    if p.temperature == 0: return next((i for i in order if fits(i)), None)
+    pr = torch.softmax(logits[torch.as_tensor(order)].double() / p.temperature, 0)
+    keep = (torch.cumsum(pr, 0) - pr) < p.top_p
+    w = pr * keep
+    while w.sum() > 0:
+        j = int(torch.multinomial(w.float(), 1, generator=g))
+        if fits(order[j]): return order[j]
+        w[j] = 0
+    return next((i for j, i in enumerate(order) if not keep[j] and fits(i)), None)
+
+def int8_copy(model):
+    """A copy of `model` whose Linear layers are int8 (dynamic quantization): a decoding step on cpu reads every weight, so
+    4x fewer bytes make it 2-4x faster. The rows of a step share its activations' int8 scale, so a row's sample depends on
+    the others in the batch (the same seed still gives the same samples); LoRA training (`serl.design.lle`) needs the float model."""
+    import copy, torch, warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+
+def _step(model, inp, mask, pos, cache, last):
+    "One forward of the rows' new tokens `inp` (n, L) at positions `pos` behind `cache`; the logits at each row's `last` new token."
+    import torch
+    out = model.base_model(input_ids=inp, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+    h = out.last_hidden_state[torch.arange(inp.shape[0]), last]
+    return model.get_output_embeddings()(h).float(), out.past_key_values
+
 def sample_constrained(model, tokenizer, prompt_text: str, n: int, p, constraint, top_k: int = 24, scan: int = 4096,
                        add_special_tokens: bool = True, finish_at: float = 0.6) -> tuple[list[str], list[int], int]:
     "`n` texts continuing `prompt_text` that `constraint.accepts` (a row ends when it is finished); (texts, tokens per text, prompt tokens)."
@@ -299,34 +395,55 @@ def sample_constrained(model, tokenizer, prompt_text: str, n: int, p, constraint
     ids = tokenizer(prompt_text, add_special_tokens=add_special_tokens, return_tensors="pt").input_ids.to(dev)
     g = torch.Generator().manual_seed(0 if p.seed is None else int(p.seed))
     texts, ntok, done, last = [""] * n, [0] * n, [False] * n, [None] * n
-    out = model(input_ids=ids, use_cache=True)
-    cache = out.past_key_values
+    close = getattr(constraint, "closing", None)               # the suffix that ends a text now (None: it cannot end here)
+    forced = getattr(constraint, "forced", None)               # the text that must come next ('' if the model chooses)
+    depth = getattr(constraint, "depth", None)                 # brackets open
+    def forced_ids(text):                                      # the tokens of the text that must follow `text` ([] if none)
+        f = forced(text) if forced else ""
+        fi = tokenizer.encode(f, add_special_tokens=False) if f else []
+        return fi if fi and "".join(pieces[j] for j in fi) == f else []
+    P = ids.shape[1]
+    mask, pos = torch.ones(n, P, dtype=torch.long, device=dev), torch.full((n,), P, dtype=torch.long)
+    logits, cache = _step(model, ids, mask[:1], torch.arange(P, device=dev)[None], None, torch.tensor([P - 1]))
     cache.batch_repeat_interleave(n)
-    logits = out.logits[:, -1].float().expand(n, -1)
+    logits = logits.expand(n, -1)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for step in range(p.max_new_tokens):
-        nxt = []
+        chunks = [[] for _ in range(n)]
         lg = logits.cpu()
         order = torch.topk(lg, top_k, dim=1).indices.tolist()
         for r in range(n):
-            if done[r]: nxt.append(pad); continue
-            cand = [i for i in order[r] if constraint.accepts(texts[r] + pieces[i])[0]]
-            if not cand:
-                full = torch.argsort(lg[r], descending=True)[:scan].tolist()
-                cand = [i for i in full if constraint.accepts(texts[r] + pieces[i])[0]][:top_k]
-            if not cand: done[r] = True; nxt.append(pad); continue     # nothing fits: the row stays unfinished
-            i = _pick(lg[r], cand, p, g)
-            texts[r] += pieces[i]; ntok[r] += 1; nxt.append(i)
-            late = ntok[r] >= finish_at * p.max_new_tokens
+            if done[r]: continue
+            t, late = texts[r], ntok[r] >= finish_at * p.max_new_tokens
+            chunk = forced_ids(t)                                           # no choice: the forced text, in one step
+            if not chunk:
+                ok = lambda i: constraint.accepts(t + pieces[i])[0]
+                i = None
+                if late and close: i = _pick_lazy(lg[r], order[r], lambda i: ok(i) and close(t + pieces[i]) is not None, p, g)   # late: a token after which the text can end
+                if i is None and late and depth: i = _pick_lazy(lg[r], order[r], lambda i: ok(i) and depth(t + pieces[i]) <= depth(t), p, g)   # else one that opens no bracket
+                if i is None: i = _pick_lazy(lg[r], order[r], ok, p, g)
+                if i is None:                                               # none of the top-k fits: the next-most-likely ones, then all
+                    rest = torch.argsort(lg[r], descending=True)[top_k:].tolist()
+                    cand = [j for j in rest[:scan] if ok(j)][:top_k] or [j for j in rest[scan:] if ok(j)][:top_k]
+                    i = _pick(lg[r], cand, p, g) if cand else None
+                if i is None: done[r] = True; continue                     # nothing fits: the row stays unfinished
+                chunk = [i] + forced_ids(t + pieces[i])                     # the sampled token and what must follow it
+            texts[r] += "".join(pieces[j] for j in chunk); ntok[r] += len(chunk); chunks[r] = chunk
             if constraint.accepts(texts[r])[1]: done[r] = True
-            elif late and getattr(constraint, "closing", None) and constraint.closing(texts[r]):
-                texts[r] += constraint.closing(texts[r]); done[r] = True            # a JSON list: close it after a whole record
+            elif late and close and close(texts[r]) is not None:
+                texts[r] += close(texts[r]); done[r] = True                 # late in the budget: end it (close its brackets / list)
             elif constraint.complete(texts[r]):
                 last[r] = texts[r]
-                if ntok[r] >= finish_at * p.max_new_tokens: done[r] = True     # late in the budget: stop at the first complete text
+                if late and not close: done[r] = True                       # late in the budget: stop at the first complete text
+            if ntok[r] >= p.max_new_tokens: done[r] = True
         if all(done): break
-        out = model(input_ids=torch.tensor(nxt, device=dev)[:, None], past_key_values=cache, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1].float()
+        L = max(len(c) for c in chunks)                                     # rows feed their new tokens together, padded and masked
+        inp, new = torch.full((n, L), pad, dtype=torch.long), torch.zeros(n, L, dtype=torch.long)
+        for r, c in enumerate(chunks): inp[r, :len(c)] = torch.tensor(c, dtype=torch.long); new[r, :len(c)] = 1
+        mask = torch.cat([mask, new.to(dev)], 1)
+        lens = torch.tensor([len(c) for c in chunks])
+        logits, cache = _step(model, inp.to(dev), mask, (pos[:, None] + torch.arange(L)).to(dev), cache, (lens - 1).clamp(min=0))
+        pos += lens
     texts = [t if constraint.accepts(t)[1] or last[r] is None else last[r] for r, t in enumerate(texts)]   # out of budget: the last complete text
     return [t.split("\n")[0] if "\n" in t else t for t in texts], ntok, int(ids.shape[1])
 

@@ -211,13 +211,13 @@ class HFLLM(LLM):
 
     def __init__(self, name_or_path: str, gguf_file: str | None = None, device: str | None = None, dtype=None,
                  chat: bool | None = None, batch_size: int = 8, records: RunRecords | None = None, name: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, int8: bool = True):
         super().__init__(records)
         self.threads = threads or int(os.environ.get("SERL_LLM_THREADS") or 0) or None
         self.model, self.tokenizer = load_hf(name_or_path, gguf_file, device, dtype)
         self.device = str(next(self.model.parameters()).device)
         if self.threads is None and self.device == "cpu": self.threads = 1   # one thread: 2+ OpenMP threads on a busy 2-core machine ran 4x slower
-        self.chat, self.batch_size = chat, batch_size
+        self.chat, self.batch_size, self.int8, self._int8 = chat, batch_size, int8 and self.device == "cpu", None
         self.name = name or (f"{name_or_path}/{gguf_file}" if gguf_file else str(name_or_path))
 
     def _generate(self, prompts, n, p, chat):
@@ -253,13 +253,15 @@ class HFLLM(LLM):
     def _generate_constrained(self, prompts, n, p, chat, constraint):
         "Every token filtered by `constraint` (`serl.design.grammar.sample_constrained`): the prompt is run once, its cache shared by the n rows."
         import torch
-        from serl.design.grammar import sample_constrained
+        from serl.design.grammar import sample_constrained, int8_copy
+        use8 = self.int8 and getattr(self.model, "_serl_lora", None) is None       # on cpu, an int8 copy while no LoRA adapter is trained
+        if use8 and self._int8 is None: self._int8 = int8_copy(self.model)
         chat = self.chat if chat is None else chat
         texts, ptoks, ctoks = [], [], []
         with torch.random.fork_rng(devices=[]), torch.no_grad(), torch_threads(self.threads):
             for q in prompts:
                 text = format_prompt(self.tokenizer, q, chat)
-                t, c, pt = sample_constrained(self.model, self.tokenizer, text, n, p, constraint, add_special_tokens=text is q)
+                t, c, pt = sample_constrained(self._int8 if use8 else self.model, self.tokenizer, text, n, p, constraint, add_special_tokens=text is q)
                 texts.append(t); ctoks.append(c); ptoks.append(pt)
         return texts, ptoks, ctoks, {"device": self.device, "constrained": "logits"}
 

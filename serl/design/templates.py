@@ -13,7 +13,7 @@ from ..core import SerlError
 from .grammar import ExprGrammar, RecordList
 
 # %% auto #0
-__all__ = ['TORCH_FNS', 'TENSOR_METHODS', 'NUMPY_FNS', 'NUMPY_ELEMENTWISE', 'ARRAY_METHODS', 'CALL_KEYWORDS', 'Hole', 'Template',
+__all__ = ['TORCH_FNS', 'TENSOR_METHODS', 'NUMPY_ELEMENTWISE', 'ARRAY_METHODS', 'ARITY', 'CLAMP_KEYWORDS', 'Hole', 'Template',
            'hole_stop', 'fill_holes', 'versions_of', 'expr_grammar']
 
 # %% ../../nbs/10f_templates.ipynb #fcdbee8c
@@ -121,18 +121,21 @@ def versions_of(template: Template, examples) -> dict:
 
 # %% ../../nbs/10f_templates.ipynb #5ed2bedc
 TORCH_FNS = frozenset({"where", "clamp", "abs", "sign", "sqrt", "exp", "log", "log1p", "tanh", "sigmoid", "relu", "minimum",
-                       "maximum", "zeros_like", "ones_like", "nan_to_num", "square", "sin", "cos", "softmax", "cumsum"})
+                       "maximum", "zeros_like", "ones_like", "nan_to_num", "square", "sin", "cos"})   # per episode: nothing mixes the batch's episodes
 TENSOR_METHODS = frozenset({"clamp", "abs", "sign", "sqrt", "exp", "log1p", "tanh", "sigmoid", "relu", "square", "float"})
-NUMPY_FNS = frozenset({"where", "clip", "abs", "sign", "sqrt", "exp", "log", "log1p", "tanh", "minimum", "maximum", "mean",
-                       "std", "sum", "cumsum", "concatenate", "array", "zeros", "ones", "linspace", "cos", "sin", "pi", "median",
-                       "max", "min", "diff", "stack", "var"})
 NUMPY_ELEMENTWISE = frozenset({"where", "clip", "abs", "sign", "sqrt", "exp", "log", "log1p", "tanh", "minimum", "maximum",
                                "cos", "sin", "cumsum", "pi", "mean", "std", "median"})   # same shape in, same shape (or a scalar) out
 ARRAY_METHODS = frozenset({"clip", "ravel", "cumsum"})   # ndarray.mean & co. import numpy internals lazily: the sandbox refuses that
-CALL_KEYWORDS = frozenset({"min", "max", "nan", "posinf", "neginf", "dim", "axis", "keepdim", "keepdims", "size", "scale", "loc"})
+ARITY = {"torch": {"where": (3, 3), "clamp": (2, 3), "minimum": (2, 2), "maximum": (2, 2), "nan_to_num": (1, 4)},
+         "np": {"where": (3, 3), "clip": (3, 3), "minimum": (2, 2), "maximum": (2, 2)},
+         "": {"clamp": (1, 2), "clip": (1, 2)}}   # (least, most) arguments; any other function takes one, a method ("") none
+CLAMP_KEYWORDS = frozenset({"min", "max"})
 
-def expr_grammar(names, attrs: dict | None = None, methods=TENSOR_METHODS, strings=(), require=(), keywords=CALL_KEYWORDS,
-                 max_chars: int = 200) -> ExprGrammar:
-    "An `ExprGrammar` from plain collections."
-    return ExprGrammar(frozenset(names) | frozenset(attrs or {}), {k: frozenset(v) for k, v in (attrs or {}).items()},
-                       frozenset(methods), frozenset(keywords), frozenset(strings), tuple(require), max_chars)
+def expr_grammar(names, attrs: dict | None = None, methods=TENSOR_METHODS, strings=(), require=(), keywords=(),
+                 lists: bool | str = False, max_chars: int = 200) -> ExprGrammar:
+    "An `ExprGrammar` from plain collections; every function's arity from `ARITY`."
+    attrs = {k: frozenset(v) for k, v in (attrs or {}).items()}
+    arity = {f"{ns}.{f}": ARITY.get(ns, {}).get(f, (1, 1)) for ns, fs in attrs.items() for f in fs}
+    arity.update({f".{m}": ARITY[""].get(m, (0, 0)) for m in methods})
+    return ExprGrammar(frozenset(names) | frozenset(attrs), attrs, frozenset(methods), frozenset(keywords), frozenset(strings),
+                       tuple(require), max_chars, arity=arity, lists=lists)

@@ -18,7 +18,7 @@ from ..designers import Designer, CandidateBuffer, ScriptedLLM
 from ..sandbox import Sandbox, seed_numba_cache, load_component, entry_points, ContractError, as_np, same
 from ..static_check import Limits, extract_code
 from ..kinds import Kind
-from ..templates import Template, Hole, expr_grammar, NUMPY_FNS, ARRAY_METHODS
+from ..templates import Template, Hole, expr_grammar, NUMPY_ELEMENTWISE, ARRAY_METHODS
 
 # %% auto #0
 __all__ = ['COMM_BUDGET', 'COMM_TASK', 'COMM_PRELOAD', 'COMM_TEMPLATE', 'KIND', 'FnComm', 'comm_payload', 'comm_setup',
@@ -191,26 +191,31 @@ def aggregate(messages):
 
 COMM_TEMPLATE = Template('''import numpy as np
 
+def flat(x):
+    "A vector of at most 8 finite float32 numbers from a number, an array or a list of them."
+    parts = x if isinstance(x, list) else [x]
+    return np.nan_to_num(np.concatenate([np.ravel(np.asarray(p, dtype=np.float32)) for p in parts]))[:8]
+
 def message(obs):
     "What this agent tells the others: a short vector (at most 8 numbers) from its observation."
     ret, logv = obs[:5], obs[5:10]        # 5 past 1-minute returns (10 bps), 5 past log-volumes
     time_left, inventory_left, schedule_gap, drift, side = obs[-5:, None]   # arrays of one number each
     m = «message»
-    return np.nan_to_num(np.atleast_1d(np.asarray(m, dtype=np.float32)).ravel()[:8])
+    return flat(m)
 
 def aggregate(messages):
     "What an agent hears: one vector of a fixed length from the others' messages."
     M = np.stack(messages)                # (number of other agents, message length)
+    mean, sd = np.mean(M, axis=0), np.std(M, axis=0)   # per message entry, over the agents
+    lo, hi = np.min(M, axis=0), np.max(M, axis=0)
     a = «aggregate»
-    a = np.asarray(a, dtype=np.float32)
-    a = np.mean(a, axis=0) if a.ndim == 2 and len(a) == len(messages) else a   # still one row per agent: average them
-    return np.nan_to_num(np.atleast_1d(a).ravel()[:8])
-''', (Hole("message", expr_grammar({"ret", "logv", "time_left", "inventory_left", "schedule_gap", "drift", "side", "obs"},
-                                    {"np": NUMPY_FNS}, methods=ARRAY_METHODS),
-          "np.array([side * inventory_left, schedule_gap, time_left])", max_new_tokens=40,
+    return flat(a)
+''', (Hole("message", expr_grammar({"ret", "logv", "time_left", "inventory_left", "schedule_gap", "drift", "side"},
+                                    {"np": NUMPY_ELEMENTWISE}, methods=ARRAY_METHODS, lists="top"),
+          "[side * inventory_left, schedule_gap, time_left]", max_new_tokens=40,
           doc="message: the pressure this agent puts on the price, e.g. side times inventory left"),
-     Hole("aggregate", expr_grammar({"M"}, {"np": NUMPY_FNS}, methods=ARRAY_METHODS),
-          "np.mean(M, axis=0)", max_new_tokens=32, doc="aggregate: a fixed-length summary of the rows of M")),
+     Hole("aggregate", expr_grammar({"mean", "sd", "lo", "hi"}, {"np": NUMPY_ELEMENTWISE}, methods=ARRAY_METHODS, lists="top"),
+          "mean", max_new_tokens=32, doc="aggregate: a fixed-length summary of the messages from their per-entry mean, sd, lo, hi")),
     header="Communication protocol of execution agents trading in one order book: messages that raise their PA")
 
 KIND = Kind("communication", {"message": 1, "aggregate": 1}, contract="def message(obs: np.ndarray (obs_dim,)) -> 1-D float vector; "

@@ -12,7 +12,7 @@ from ...agent.ppo import check_network as ppo_check_network
 from ..designers import Designer, worker_ppo_score
 from ..sandbox import load_component, entry_points, ContractError
 from ..kinds import Kind
-from ..templates import Template, Hole, expr_grammar
+from ..templates import Template, Hole, expr_grammar, CLAMP_KEYWORDS
 
 # %% auto #0
 __all__ = ['NETWORK_TEMPLATE', 'KIND', 'train_network_candidate', 'LLM4Agent', 'check_network']
@@ -108,7 +108,7 @@ class Policy(nn.Module):
         a, b = self.ab(h).clamp(-10.0, 10.0).chunk(2, dim=-1)
         return 1 + nn.functional.softplus(a), 1 + nn.functional.softplus(b), self.v(h).squeeze(-1)
 ''', (Hole("features", expr_grammar({"x", "self"}, {"self": {"mid"}, "torch": {"tanh", "relu", "sigmoid", "sin", "abs", "square", "clamp", "minimum", "maximum"}},
-                                     methods={"tanh", "relu", "sigmoid", "abs", "clamp", "square"}, require=("self.mid",)),
+                                     methods={"tanh", "relu", "sigmoid", "abs", "clamp", "square"}, require=("self.mid",), keywords=CLAMP_KEYWORDS),
           "torch.tanh(self.mid(torch.tanh(x)))", max_new_tokens=40,
           doc="features: (B, 64) from x = self.inp(obs) (B, 64) through self.mid (64 -> 64) and elementwise functions"),),
     header="Policy network of a PPO order-execution agent: features that make the Beta policy learn a high PA")

@@ -193,13 +193,14 @@ def profile_schema(max_items: int = 4) -> RecordList:
     "The profile list as a `RecordList`: every type's fields in schema order with their ranges (whole numbers where the default population has them)."
     ints = {k for p in default_profiles() for k, v in p.items() if isinstance(v, int)}
     return RecordList({t: {k: (lo, hi, k in ints) for k, (lo, hi, _) in cls.SCHEMA.items()} for t, cls in AGENT_TYPES.items()},
-                      min_items=1, max_items=max_items, at_least={"size_max": "size_min"}, final=has_liquidity)
+                      min_items=1, max_items=max_items, at_least={"size_max": "size_min"}, final=has_liquidity,
+                      first={"market_maker": {}, "latent": {}, "noise": {"p_market": (0.0, 0.99)}})   # the first agent provides liquidity
 
 PROFILES_TEMPLATE = Template('''def profiles():
     "The background traders of the simulated market: one record per agent, each field within its range."
     population = «population»
     return population
-''', (Hole("population", profile_schema(), json.dumps(default_profiles()), max_new_tokens=320,
+''', (Hole("population", profile_schema(), json.dumps(default_profiles()), max_new_tokens=256,
           doc="population: a JSON list of 1 to 4 agents of types noise, informed, momentum, market_maker, latent"),),
     header="Background traders of a simulated limit-order-book market: a diverse population that makes a realistic market")
 

@@ -12,7 +12,7 @@ from ...agent.envs import FIELDS
 from ..designers import Designer, worker_ppo_score
 from ..sandbox import load_component, entry_points, ContractError, same
 from ..kinds import Kind
-from ..templates import Template, Hole, expr_grammar, TORCH_FNS
+from ..templates import Template, Hole, expr_grammar, TORCH_FNS, CLAMP_KEYWORDS
 
 # %% auto #0
 __all__ = ['REWARD_TEMPLATE', 'KIND', 'train_reward_candidate', 'LLM4Reward', 'sample_reward_batch', 'check_reward']
@@ -104,7 +104,7 @@ def reward(batch):
     shaping = «shaping»
     shaping = torch.nan_to_num(shaping * torch.ones_like(fill), nan=0.0, posinf=0.0, neginf=0.0).clamp(-1e3, 1e3)
     return shaping + batch["env_reward"]
-''', (Hole("shaping", expr_grammar({*FIELDS, "px"}, {"torch": TORCH_FNS}), "side * (arrival - px) / arrival * fill / quantity * 1e4",
+''', (Hole("shaping", expr_grammar({*FIELDS, "px"}, {"torch": TORCH_FNS}, keywords=CLAMP_KEYWORDS), "side * (arrival - px) / arrival * fill / quantity * 1e4",
           max_new_tokens=48, doc="shaping: a float per episode; px is this step's fill price, arrival the price at the start"),),
     header="PPO reward for an order-execution agent: higher PA (fill prices better than VWAP) is better")
 
