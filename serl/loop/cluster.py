@@ -272,6 +272,11 @@ class LocalCluster:
         starting (Ray 2.60 gives its raylet 30 s to register, too little on a loaded machine) is retried `attempts` times
         in all, each time with a fresh temp folder and port."""
         require_ray()
+        # Ray 2.60 turns token authentication on for a node or driver whenever ~/.ray/auth_token exists and RAY_AUTH_MODE is
+        # unset (`ray.init` of a local instance can write that file), and a node that decides otherwise cannot join
+        # ("InvalidAuthToken"). This cluster lives on 127.0.0.1 and is joined only by this process: one mode for all of it,
+        # off unless RAY_AUTH_MODE says otherwise (set here, so the nodes and this process's driver agree).
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         port, temp_dir = self.port, self.temp_dir
         for attempt in range(1, self.attempts + 1):
             self.port = port or free_port()
