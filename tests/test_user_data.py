@@ -133,5 +133,5 @@ def test_run_folder_of_other_settings_is_refused_up_front(tmp_path, capsys):
     assert rc == 2 and str(old) in err and "evolve.K" in err and "--runs" in err and time.perf_counter() - t0 < 10, err
     rec = run_config_record(evolve_config("smoke"), cfg.data, cfg.env, 0, 0)   # the same settings pass the checks
     (old / "records.jsonl").write_text(json.dumps({"kind": "config", **rec}) + "\n")
-    from serl.app.cli import check_run_settings
-    check_run_settings("main_table", [f"csv:{good}"], "smoke", tmp_path / "runs", 0)
+    from serl.app.cli import check_runs
+    check_runs("main_table", [f"csv:{good}"], "smoke", tmp_path / "runs", None, 0)

@@ -16,8 +16,8 @@ from ..market.data import dataset_slug
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'REPORT_FOLDERS', 'DEFAULT_DATASETS', 'RESERVED_PARAMS', 'LLM_EXPERIMENTS', 'RUN_PREFIXES',
            'BENCHMARKS', 'experiment_folder', 'runs_folder', 'run_experiment', 'experiment_params',
-           'write_experiment_config', 'check_folder', 'check_runs', 'check_run_settings', 'preflight', 'write_summary',
-           'run_bench', 'main', 'datasets_table']
+           'write_experiment_config', 'check_folder', 'check_runs', 'preflight', 'write_summary', 'run_bench', 'main',
+           'datasets_table']
 
 # %% ../../nbs/90_cli.ipynb #b5f2a3a7
 EXPERIMENTS = {"main_table": "main_table.ipynb",    # experiment name -> notebook in nbs/experiments
@@ -125,37 +125,25 @@ def check_runs(experiment: str, datasets, scale: str, runs: Path, llm: str | Non
     """A `SerlError` if an SE-RL run folder this command would resume was made with another LLM, or (the full method's
     folders `serl-seed<s>`) with other settings (e.g. by an older serl), naming the folder, the fields and `--runs`."""
     if experiment not in RUN_PREFIXES: return
-    from serl.design.llm import llm_label
-    want = llm_label(llm)
     import json
-    from serl.market.data import dataset_slug
+    from serl.core import scale_config
+    from serl.design.llm import llm_label
+    from serl.loop.inner import evolve_config
+    from serl.loop.evolve import run_config_record, config_differences
+    want, ecfg = llm_label(llm), evolve_config(scale)
     for ds in datasets:
-        folder = runs/dataset_slug(ds or "spy")/scale
+        cfg, folder = scale_config(scale, ds or "spy", seed), runs/dataset_slug(ds or "spy")/scale
         for rec in sorted(r for pre in RUN_PREFIXES[experiment] for r in folder.glob(f"{pre}*/records.jsonl")):
             try: first = json.loads(rec.open().readline())
             except (OSError, json.JSONDecodeError): continue
-            if want is not None and first.get("kind") == "config" and first.get("llm") not in (None, want):
+            if first.get("kind") != "config": continue
+            if want is not None and first.get("llm") not in (None, want):
                 raise SerlError(f"{rec.parent} holds an SE-RL run made with the LLM {first['llm']}, this one uses {want}: "
                                 f"pass --runs DIR for another run folder (or --out DIR, which keeps its runs in DIR/runs), or delete {rec.parent}")
-    check_run_settings(experiment, datasets, scale, runs, seed)
-
-def check_run_settings(experiment: str, datasets, scale: str, runs: Path, seed: int = 0):
-    "`check_runs`' settings part: each `serl-seed<s>` folder's recorded evolve/data/env/seeds against what this command would run."
-    if "serl-seed" not in RUN_PREFIXES.get(experiment, ()): return
-    import json
-    from serl.core import scale_config
-    from serl.market.data import dataset_slug
-    from serl.loop.inner import evolve_config
-    from serl.loop.evolve import run_config_record, config_differences
-    ecfg = evolve_config(scale)
-    for ds in datasets:
-        cfg = scale_config(scale, ds or "spy", seed)
-        for rec in sorted((runs/dataset_slug(ds or "spy")/scale).glob("serl-seed*/records.jsonl")):
-            try: first, s = json.loads(rec.open().readline()), int(rec.parent.name.removeprefix("serl-seed"))
-            except (OSError, json.JSONDecodeError, ValueError): continue
-            if first.get("kind") != "config": continue
-            want = run_config_record(ecfg, cfg.data, cfg.env, s, seed)
-            diff = config_differences(first, want, keys=("evolve", "data", "env", "seed", "data_seed"))
+            s = rec.parent.name.removeprefix("serl-seed")
+            if not s.isdigit(): continue                                  # the settings of the full method's runs only
+            diff = config_differences(first, run_config_record(ecfg, cfg.data, cfg.env, int(s), seed),
+                                      keys=("evolve", "data", "env", "seed", "data_seed"))
             if diff: raise SerlError(f"{rec.parent} holds an SE-RL run with other settings ({', '.join(diff[:6])}"
                                      f"{', ...' if len(diff) > 6 else ''} differ; made by another serl version or other options): "
                                      f"pass --runs DIR for another run folder, or delete {rec.parent}")
